@@ -39,11 +39,11 @@ func newCoreHook(b *Broker) *coreHook {
 	return h
 }
 
-func (h *coreHook) ID() string              { return "courier-core" }
-func (h *coreHook) Provides(b byte) bool    { return h.provides[b] }
-func (h *coreHook) Init(any) error          { return nil }
-func (h *coreHook) OnStarted()              {}
-func (h *coreHook) OnStopped()              {}
+func (h *coreHook) ID() string           { return "courier-core" }
+func (h *coreHook) Provides(b byte) bool { return h.provides[b] }
+func (h *coreHook) Init(any) error       { return nil }
+func (h *coreHook) OnStarted()           {}
+func (h *coreHook) OnStopped()           {}
 func (h *coreHook) clientEvent(k EventKind, cl *mqtt.Client) Event {
 	return Event{
 		Kind:            k,
@@ -175,4 +175,4 @@ func (h *anonymousHook) Provides(b byte) bool {
 	return bytes.Contains([]byte{mqtt.OnConnectAuthenticate, mqtt.OnACLCheck}, []byte{b})
 }
 func (h *anonymousHook) OnConnectAuthenticate(*mqtt.Client, packets.Packet) bool { return true }
-func (h *anonymousHook) OnACLCheck(*mqtt.Client, string, bool) bool            { return true }
+func (h *anonymousHook) OnACLCheck(*mqtt.Client, string, bool) bool              { return true }

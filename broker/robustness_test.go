@@ -169,4 +169,3 @@ func TestKeepaliveAboveTheCeilingIsCapped(t *testing.T) {
 		t.Fatal("Server Keep Alive sent for an acceptable keepalive")
 	}
 }
-
