@@ -48,13 +48,15 @@ type Client struct {
 type instance struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
-	cm      *autopaho.ConnectionManager
+	cm      atomic.Pointer[autopaho.ConnectionManager] // set by Start or the first OnConnectionUp
 	session *state.State
 	queue   *offlineQueue
 	wg      sync.WaitGroup
 	first   chan error // result of the first connect attempt
 	once    sync.Once
 }
+
+func (in *instance) manager() *autopaho.ConnectionManager { return in.cm.Load() }
 
 type connState struct {
 	address      string
@@ -164,7 +166,7 @@ func (c *Client) Start() error {
 		c.lifeMu.Unlock()
 		return fmt.Errorf("client: start: %w", err)
 	}
-	in.cm = cm
+	in.cm.Store(cm)
 	c.run = in
 	c.stopped = make(chan struct{})
 	c.lifeMu.Unlock()
@@ -195,10 +197,13 @@ func (c *Client) pahoConfig(in *instance) autopaho.ClientConfig {
 		ConnectTimeout:                o.connectTimeout,
 		Queue:                         in.queue,
 		AttemptConnection:             c.attemptConnection,
-		OnConnectionUp:                func(cm *autopaho.ConnectionManager, ca *paho.Connack) { c.onConnectionUp(in, ca) },
-		OnConnectionDown:              func() bool { return c.onConnectionDown(in) },
-		OnConnectError:                func(err error) { c.onConnectError(in, err) },
-		ConnectPacketBuilder:          func(cp *paho.Connect, _ *url.URL) (*paho.Connect, error) { return c.buildConnect(in, cp) },
+		OnConnectionUp: func(cm *autopaho.ConnectionManager, ca *paho.Connack) {
+			in.cm.Store(cm)
+			c.onConnectionUp(in, ca)
+		},
+		OnConnectionDown:     func() bool { return c.onConnectionDown(in) },
+		OnConnectError:       func(err error) { c.onConnectError(in, err) },
+		ConnectPacketBuilder: func(cp *paho.Connect, _ *url.URL) (*paho.Connect, error) { return c.buildConnect(in, cp) },
 		ClientConfig: paho.ClientConfig{
 			ClientID:                   o.clientID,
 			Session:                    in.session,
@@ -408,7 +413,7 @@ func (c *Client) Stop() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.opts.gracePeriod)
 	defer cancel()
-	_ = in.cm.Disconnect(ctx)
+	_ = in.manager().Disconnect(ctx)
 	in.cancel()
 	in.wg.Wait()
 	_ = in.session.Close()

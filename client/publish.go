@@ -55,7 +55,7 @@ func (c *Client) publish(ctx context.Context, topic string, message any, opts ..
 	if o.qos > QOSZero {
 		stop = c.watch("publish", topic)
 	}
-	resp, err := in.cm.Publish(ctx, pub)
+	resp, err := in.manager().Publish(ctx, pub)
 	if stop != nil {
 		stop()
 	}
@@ -84,7 +84,7 @@ func (c *Client) publishOffline(ctx context.Context, in *instance, pub *paho.Pub
 		c.emit(ev)
 		return ErrNotConnected
 	}
-	if err := in.cm.PublishViaQueue(ctx, &autopaho.QueuePublish{Publish: pub}); err != nil {
+	if err := in.manager().PublishViaQueue(ctx, &autopaho.QueuePublish{Publish: pub}); err != nil {
 		ev.Type, ev.Err = EventMessageSendFailure, err
 		c.emit(ev)
 		return fmt.Errorf("client: publish %s: %w", pub.Topic, err)

@@ -178,7 +178,7 @@ func (c *Client) sendSubscribe(ctx context.Context, in *instance, subs []*subscr
 	c.emit(Event{Type: EventSubscribeAttempt, Topic: topic})
 	start := time.Now()
 	stop := c.watch("subscribe", topic)
-	ack, err := in.cm.Subscribe(ctx, req)
+	ack, err := in.manager().Subscribe(ctx, req)
 	stop()
 	if err != nil {
 		c.emit(Event{Type: EventSubscribeFailure, Topic: topic, Err: err, Duration: time.Since(start)})
@@ -240,7 +240,7 @@ func (c *Client) unsubscribe(ctx context.Context, topics ...string) error {
 	c.emit(Event{Type: EventUnsubscribeAttempt, Topic: topic})
 	start := time.Now()
 	stop := c.watch("unsubscribe", topic)
-	ack, err := in.cm.Unsubscribe(ctx, &paho.Unsubscribe{Topics: topics})
+	ack, err := in.manager().Unsubscribe(ctx, &paho.Unsubscribe{Topics: topics})
 	stop()
 	if errors.Is(err, autopaho.ConnectionDownError) {
 		return nil // the broker session still has them; a clean session will not
