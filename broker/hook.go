@@ -33,6 +33,7 @@ func newCoreHook(b *Broker) *coreHook {
 		mqtt.OnConnect, mqtt.OnSessionEstablished, mqtt.OnDisconnect,
 		mqtt.OnSubscribed, mqtt.OnUnsubscribed, mqtt.OnPublished, mqtt.OnPacketSent,
 		mqtt.OnPublishDropped, mqtt.OnQosDropped, mqtt.OnClientExpired,
+		mqtt.OnWill, mqtt.OnSelectSubscribers,
 	} {
 		h.provides[p] = true
 	}
@@ -161,6 +162,39 @@ func (h *coreHook) dropped(cl *mqtt.Client, pk packets.Packet, reason string) {
 func (h *coreHook) OnClientExpired(cl *mqtt.Client) {
 	h.b.metrics.expired.Inc()
 	h.b.emit(h.clientEvent(EventSessionExpired, cl))
+}
+
+// shutdownWillMarker tags a Will that mochi is about to publish because the
+// broker itself closed the connection during a graceful shutdown.
+const shutdownWillMarker = "courier-shutdown-suppressed-will"
+
+// OnWill runs on the client's goroutine when mochi is about to publish its
+// Will. A graceful shutdown is not a client failure, yet mochi's Close
+// publishes every connected client's Will. Clearing the Will flags from the
+// shutdown goroutine would race with mochi's own plain writes of the Will, so
+// instead the Will is tagged here, not retained, and OnSelectSubscribers
+// delivers it to no one.
+func (h *coreHook) OnWill(cl *mqtt.Client, will mqtt.Will) (mqtt.Will, error) {
+	if !h.b.stopping.Load() {
+		return will, nil
+	}
+	will.Retain = false
+	will.User = append(append([]packets.UserProperty(nil), will.User...),
+		packets.UserProperty{Key: shutdownWillMarker, Val: "1"})
+	return will, nil
+}
+
+// OnSelectSubscribers drops Wills tagged by OnWill during shutdown.
+func (h *coreHook) OnSelectSubscribers(subs *mqtt.Subscribers, pk packets.Packet) *mqtt.Subscribers {
+	if !h.b.stopping.Load() {
+		return subs
+	}
+	for _, u := range pk.Properties.User {
+		if u.Key == shutdownWillMarker {
+			return &mqtt.Subscribers{}
+		}
+	}
+	return subs
 }
 
 // anonymousHook allows every client and every topic. The broker registers it
