@@ -35,8 +35,8 @@ type Broker struct {
 
 	metrics  *metrics
 	ready    atomic.Bool
-	stopping atomic.Bool // set when Shutdown starts disconnecting clients
-	conns   sync.WaitGroup // connection goroutines of every listener
+	stopping atomic.Bool    // set when Shutdown starts disconnecting clients
+	conns    sync.WaitGroup // connection goroutines of every listener
 
 	mu        sync.Mutex
 	state     int
