@@ -33,9 +33,10 @@ type Broker struct {
 	srv  *mqtt.Server
 	mlog *mochiLogHandler
 
-	metrics *metrics
-	ready   atomic.Bool
-	conns   sync.WaitGroup // connection goroutines of every listener
+	metrics  *metrics
+	ready    atomic.Bool
+	stopping atomic.Bool    // set when Shutdown starts disconnecting clients
+	conns    sync.WaitGroup // connection goroutines of every listener
 
 	mu        sync.Mutex
 	state     int
@@ -262,14 +263,13 @@ func (b *Broker) shutdown(ctx context.Context) error {
 		l.stopAccepting(ctx)
 	}
 
-	// A graceful shutdown is not a client failure: clear every Will before
-	// disconnecting, or mochi would publish them all [MQTT-3.1.2-8] reads
-	// "the Server closes the Network Connection" as a trigger.
+	// A graceful shutdown is not a client failure: with stopping set, the core
+	// hook suppresses the Wills mochi publishes for the connections we close.
+	b.stopping.Store(true)
 	for _, cl := range b.srv.Clients.GetAll() {
 		if cl.Net.Inline {
 			continue
 		}
-		atomic.StoreUint32(&cl.Properties.Will.Flag, 0)
 		if !cl.Closed() {
 			_ = b.srv.DisconnectClient(cl, packets.ErrServerShuttingDown)
 		}

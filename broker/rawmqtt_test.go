@@ -61,6 +61,8 @@ type packet struct {
 func (p packet) kind() byte { return p.header >> 4 }
 
 // readPacket reads one MQTT packet or returns the read error.
+func newReader(c net.Conn) *bufio.Reader { return bufio.NewReader(c) }
+
 func readPacket(r *bufio.Reader) (packet, error) {
 	h, err := r.ReadByte()
 	if err != nil {

@@ -151,11 +151,21 @@ func (c *wsConn) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// SetDeadline sets the read deadline, and the write deadline under the write
+// lock: gorilla's Conn does not allow SetWriteDeadline concurrently with a
+// write, and mochi refreshes deadlines from its read loop while its write
+// loop writes.
 func (c *wsConn) SetDeadline(t time.Time) error {
 	if err := c.SetReadDeadline(t); err != nil {
 		return err
 	}
 	return c.SetWriteDeadline(t)
+}
+
+func (c *wsConn) SetWriteDeadline(t time.Time) error {
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	return c.Conn.SetWriteDeadline(t)
 }
 
 var _ net.Conn = (*wsConn)(nil)
