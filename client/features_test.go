@@ -41,11 +41,6 @@ func getInfo(t *testing.T, c *client.Client) info {
 }
 
 func TestWebSocketURL(t *testing.T) {
-	if raceEnabled {
-		// broker/websocket.go races (SetWriteDeadline vs WriteMessage in
-		// gorilla): reported to the broker owner; runs without -race.
-		t.Skip("broker websocket listener has a data race under -race")
-	}
 	srv := brokertest.Start(t, brokertest.WithoutStore())
 	c, err := client.NewClient(client.WithBrokerURL(srv.WSURL), client.WithBackoff(fastBackoff))
 	if err != nil {

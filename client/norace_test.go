@@ -1,4 +1,0 @@
-package client_test
-
-// raceEnabled is true when the test binary runs with the race detector.
-var raceEnabled bool
