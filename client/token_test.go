@@ -3,6 +3,7 @@ package client_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/courier-mqtt/courier/broker/brokertest"
 	"github.com/courier-mqtt/courier/client"
 )
 
@@ -207,5 +209,55 @@ func TestTokenAPICustomMapper(t *testing.T) {
 	}
 	if _, err := client.NewTokenAPI("::bad"); !errors.Is(err, client.ErrInvalidOption) {
 		t.Fatalf("bad url accepted: %v", err)
+	}
+}
+
+func TestHundredClientsShareOneTokenFetch(t *testing.T) {
+	srv := brokertest.Start(t, brokertest.WithoutStore())
+	h, p := hostPort(t, srv.TCPAddr)
+	// The token API also hands out the broker address.
+	ts := newTokenServer(t, fmt.Sprintf(`{"username":"u","password":"p","host":%q,"port":%d,"keepAlive":30}`, h, p))
+	release := make(chan struct{})
+	ts.mu.Lock()
+	ts.release = release
+	ts.mu.Unlock()
+	tok, err := client.NewTokenAPI(ts.URL, fastRetry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 100
+	clients := make([]*client.Client, n)
+	for i := range clients {
+		c, err := client.NewClient(client.WithTokenAPI(tok), client.WithClientID(fmt.Sprintf("tok-%d", i)),
+			client.WithBackoff(fastBackoff), client.WithCleanSession(true))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(c.Stop)
+		clients[i] = c
+	}
+	var wg sync.WaitGroup
+	for _, c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = c.Start()
+		}()
+	}
+	select {
+	case <-ts.arrived:
+	case <-time.After(waitFor):
+		t.Fatal("no token request")
+	}
+	close(release)
+	wg.Wait()
+	for _, c := range clients {
+		awaitConnected(t, c)
+	}
+	if f := tok.Fetches(); f != 1 {
+		t.Fatalf("%d clients made %d token requests, want 1", n, f)
+	}
+	if ka := getInfo(t, clients[0]).KeepAlive; ka != 30 {
+		t.Fatalf("token keepalive not applied: %d", ka)
 	}
 }
