@@ -33,10 +33,10 @@ type Client struct {
 
 	connected atomic.Bool
 
-	// lifeMu guards the running instance.
-	lifeMu  sync.Mutex
-	run     *instance
-	stopped chan struct{} // closed when not running
+	// lifeMu serialises Start and Stop; run is the running instance (read
+	// without the lock on the publish path).
+	lifeMu sync.Mutex
+	run    atomic.Pointer[instance]
 
 	stateMu  sync.Mutex
 	state    connState
@@ -84,14 +84,12 @@ func NewClient(opts ...Option) (*Client, error) {
 		return nil, err
 	}
 	c := &Client{
-		opts:    o,
-		log:     o.logger.With("component", "client"),
-		events:  newEventHub(),
-		subs:    newSubStore(),
-		connCh:  make(chan struct{}),
-		stopped: make(chan struct{}),
+		opts:   o,
+		log:    o.logger.With("component", "client"),
+		events: newEventHub(),
+		subs:   newSubStore(),
+		connCh: make(chan struct{}),
 	}
-	close(c.stopped)
 	c.state.clientID = o.clientID
 	c.state.username = o.username
 	c.state.keepAlive = o.keepAlive
@@ -143,7 +141,7 @@ func (c *Client) openSession() (*state.State, *offlineQueue, error) {
 // returned and the client stops.
 func (c *Client) Start() error {
 	c.lifeMu.Lock()
-	if c.run != nil {
+	if c.run.Load() != nil {
 		c.lifeMu.Unlock()
 		return ErrAlreadyStarted
 	}
@@ -167,8 +165,7 @@ func (c *Client) Start() error {
 		return fmt.Errorf("client: start: %w", err)
 	}
 	in.cm.Store(cm)
-	c.run = in
-	c.stopped = make(chan struct{})
+	c.run.Store(in)
 	c.lifeMu.Unlock()
 
 	timer := time.NewTimer(c.opts.connectTimeout + c.opts.credTimeout)
@@ -403,11 +400,12 @@ func (c *Client) onConnectError(in *instance, err error) {
 // Stop disconnects (sending DISCONNECT if connected) and stops the client,
 // waiting up to the graceful shutdown period. Buffered and in-flight QoS 1/2
 // messages stay in the session store for the next Start. Stop is idempotent.
+//
+// Stop must not be called from a message handler or an On* callback.
 func (c *Client) Stop() {
 	c.lifeMu.Lock()
-	in := c.run
-	c.run = nil
-	c.lifeMu.Unlock()
+	defer c.lifeMu.Unlock()
+	in := c.run.Swap(nil)
 	if in == nil {
 		return
 	}
@@ -425,7 +423,6 @@ func (c *Client) Stop() {
 	c.state.conn = nil
 	c.stateMu.Unlock()
 	c.emit(Event{Type: EventDisconnect})
-	close(c.stopped)
 }
 
 // Run starts the client, blocks until ctx ends, then stops it.
@@ -494,11 +491,7 @@ func (c *Client) DisconnectAndClearState() error {
 	return errors.Join(errs...)
 }
 
-func (c *Client) current() *instance {
-	c.lifeMu.Lock()
-	defer c.lifeMu.Unlock()
-	return c.run
-}
+func (c *Client) current() *instance { return c.run.Load() }
 
 func (c *Client) followResolver(in *instance) {
 	defer in.wg.Done()
