@@ -97,6 +97,9 @@ func NewClient(opts ...Option) (*Client, error) {
 	return c, nil
 }
 
+// Info returns the current connection information (what events carry).
+func (c *Client) Info() ConnectionInfo { return c.connInfo() }
+
 func (c *Client) connInfo() ConnectionInfo {
 	c.stateMu.Lock()
 	defer c.stateMu.Unlock()
