@@ -175,6 +175,12 @@ func (c *Client) Start() error {
 	defer timer.Stop()
 	select {
 	case err = <-in.first:
+	case <-in.ctx.Done():
+		select {
+		case err = <-in.first: // the failed attempt cancelled the run
+		default:
+			return ErrNotStarted // Stop was called meanwhile
+		}
 	case <-timer.C:
 		err = fmt.Errorf("%w: first connect attempt timed out", ErrNotConnected)
 	}

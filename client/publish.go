@@ -8,6 +8,7 @@ import (
 
 	"github.com/eclipse/paho.golang/autopaho"
 	"github.com/eclipse/paho.golang/paho"
+	"github.com/eclipse/paho.golang/paho/session"
 )
 
 // Publish encodes message with the client's encoder and publishes it. QoS 0
@@ -17,8 +18,8 @@ import (
 //
 // While disconnected, QoS 1/2 messages go to the offline buffer and Publish
 // returns nil (the message is sent after the next connect); QoS 0 returns
-// ErrNotConnected. An error wrapping ErrInFlight means the message is in the
-// session and will be resent: do not publish it again.
+// ErrNotConnected. An error wrapping ErrInFlight means the message was handed
+// to the session and will be resent after a reconnect: do not publish it again.
 func (c *Client) Publish(ctx context.Context, topic string, message any, opts ...CallOption) error {
 	return c.chains.Load().pub.Publish(ctx, topic, message, opts...)
 }
@@ -59,14 +60,18 @@ func (c *Client) publish(ctx context.Context, topic string, message any, opts ..
 	if stop != nil {
 		stop()
 	}
-	if errors.Is(err, autopaho.ConnectionDownError) {
+	if errors.Is(err, autopaho.ConnectionDownError) || errors.Is(err, session.ErrNoConnection) {
+		// The connection went down before the message reached the session.
 		return c.publishOffline(ctx, in, pub)
 	}
-	if resp != nil && resp.ReasonCode >= 0x80 {
+	switch {
+	case resp != nil && resp.ReasonCode >= 0x80:
 		err = &ReasonCodeError{Op: "publish", Topic: topic, Code: resp.ReasonCode, Reason: reasonString(resp)}
-	} else if err != nil && o.qos > QOSZero {
+	case err != nil && errors.Is(err, paho.ErrInvalidArguments):
+		err = fmt.Errorf("%w: publish %s: %w", ErrInvalidOption, topic, err)
+	case err != nil && o.qos > QOSZero:
 		err = fmt.Errorf("%w: publish %s: %w", ErrInFlight, topic, err)
-	} else if err != nil {
+	case err != nil:
 		err = fmt.Errorf("client: publish %s: %w", topic, err)
 	}
 	if err != nil {
