@@ -269,8 +269,17 @@ func (c *Client) unsubscribe(ctx context.Context, topics ...string) error {
 func (c *Client) onPublishReceived(in *instance, pr paho.PublishReceived) (bool, error) {
 	msg := messageFromPublish(in.ctx, pr.Packet, c.opts.decoder)
 	if c.opts.manualAck && pr.Packet.QoS > 0 {
-		cli, pkt := pr.Client, pr.Packet
-		msg.ack = func() error { return cli.Ack(pkt) }
+		cli, pkt, sess := pr.Client, pr.Packet, in.session
+		msg.ack = func() error {
+			err := cli.Ack(pkt)
+			if errors.Is(err, paho.ErrPacketNotFound) {
+				// paho resets its ack tracker after starting the receive loop,
+				// so a message redelivered right after CONNACK can be missing
+				// from it; acknowledge it through the session directly.
+				return sess.Ack(pkt.Packet())
+			}
+			return err
+		}
 	}
 	c.emit(Event{Type: EventMessageReceive, Topic: msg.Topic, QoS: msg.QoS, Size: len(msg.payload)})
 	c.chains.Load().recv(in.ctx, c, msg)
