@@ -4,9 +4,11 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
+	"github.com/courier-mqtt/courier/broker"
 	"github.com/courier-mqtt/courier/broker/brokertest"
 	"github.com/courier-mqtt/courier/client"
 )
@@ -180,32 +182,37 @@ func TestPersistentSessionDeliversToHandlerRegisteredBeforeStart(t *testing.T) {
 	}
 }
 
-func TestCleanSessionGetsNothingQueued(t *testing.T) {
+func TestCleanSessionStartsFresh(t *testing.T) {
 	srv := brokertest.Start(t, brokertest.WithoutStore())
-	first := startClient(t, srv, client.WithClientID("clean-1"), client.WithCleanSession(true))
-	if err := first.Subscribe(ctxT(t), "clean/1", nil, client.QOSOne); err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name        string
+		clean       bool
+		wantPresent bool
+	}{
+		{"persistent session resumes", false, true},
+		{"clean session starts fresh", true, false},
 	}
-	first.Stop()
-	pub := startClient(t, srv, client.WithClientID("pub"))
-	if err := pub.Publish(ctxT(t), "clean/1", "lost", client.QOSOne); err != nil {
-		t.Fatal(err)
-	}
-	second := newClient(t, srv.TCPAddr, client.WithClientID("clean-1"), client.WithCleanSession(true))
-	col := newCollector()
-	_ = second.Subscribe(ctxT(t), "clean/1", col.handle, client.QOSOne)
-	ev := second.Events(64)
-	defer ev.Close()
-	if err := second.Start(); err != nil {
-		t.Fatal(err)
-	}
-	// After the resubscribe completes, a fresh message is the first to arrive.
-	waitEvent(t, ev, client.EventSubscribeSuccess, nil)
-	if err := pub.Publish(ctxT(t), "clean/1", "fresh", client.QOSOne); err != nil {
-		t.Fatal(err)
-	}
-	if m := recv(t, col.ch); string(m.Payload()) != "fresh" {
-		t.Fatalf("clean session received %q queued from the old session", m.Payload())
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			id := "session-" + strconv.FormatBool(tt.clean)
+			// The first connection always leaves a persistent session behind.
+			first := startClient(t, srv, client.WithClientID(id), client.WithSessionExpiry(time.Minute))
+			if err := first.Subscribe(ctxT(t), "s/"+id, nil, client.QOSOne); err != nil {
+				t.Fatal(err)
+			}
+			first.Stop()
+			obs := srv.Broker.Observe(8, broker.EventClientConnected)
+			defer obs.Close()
+			startClient(t, srv, client.WithClientID(id), client.WithCleanSession(tt.clean))
+			select {
+			case e := <-obs.C:
+				if e.ClientID != id || e.SessionPresent != tt.wantPresent {
+					t.Fatalf("broker saw %s session present %v, want %v", e.ClientID, e.SessionPresent, tt.wantPresent)
+				}
+			case <-time.After(waitFor):
+				t.Fatal("no connect seen by the broker")
+			}
+		})
 	}
 }
 
