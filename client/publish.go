@@ -42,12 +42,16 @@ func (c *Client) publish(ctx context.Context, topic string, message any, opts ..
 		props := o.props
 		pub.Properties = &props
 	}
-	if _, ok := ctx.Deadline(); !ok {
+	// QoS 0 is written at once and never waits, so it needs no deadline.
+	if _, ok := ctx.Deadline(); !ok && o.qos > QOSZero {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.opts.writeTimeout)
 		defer cancel()
 	}
-	start := time.Now()
+	var start time.Time
+	if c.events.active() {
+		start = time.Now()
+	}
 	if !c.connected.Load() {
 		return c.publishOffline(ctx, in, pub)
 	}
@@ -75,10 +79,10 @@ func (c *Client) publish(ctx context.Context, topic string, message any, opts ..
 		err = fmt.Errorf("client: publish %s: %w", topic, err)
 	}
 	if err != nil {
-		c.emit(Event{Type: EventMessageSendFailure, Topic: topic, QoS: o.qos, Size: len(payload), Err: err, Duration: time.Since(start)})
+		c.emit(Event{Type: EventMessageSendFailure, Topic: topic, QoS: o.qos, Size: len(payload), Err: err, Duration: sinceNonZero(start)})
 		return err
 	}
-	c.emit(Event{Type: EventMessageSendSuccess, Topic: topic, QoS: o.qos, Size: len(payload), Duration: time.Since(start)})
+	c.emit(Event{Type: EventMessageSendSuccess, Topic: topic, QoS: o.qos, Size: len(payload), Duration: sinceNonZero(start)})
 	return nil
 }
 
@@ -108,4 +112,13 @@ func reasonString(r *paho.PublishResponse) string {
 func propsEmpty(p *paho.PublishProperties) bool {
 	return p.ContentType == "" && p.ResponseTopic == "" && p.CorrelationData == nil &&
 		p.MessageExpiry == nil && len(p.User) == 0 && p.PayloadFormat == nil
+}
+
+// sinceNonZero is time.Since, or 0 when start was not taken (no event stream
+// was open when the operation began).
+func sinceNonZero(start time.Time) time.Duration {
+	if start.IsZero() {
+		return 0
+	}
+	return time.Since(start)
 }
