@@ -67,9 +67,13 @@ type connState struct {
 	creds        *ConnectCredentials
 	attemptStart time.Time
 	attempt      int
-	connectedAt  time.Time
-	everUp       bool
-	lostReason   error
+	// planned is the backoff drawn for attempt plannedFor when the previous
+	// attempt failed, so the failure event can announce it.
+	planned     time.Duration
+	plannedFor  int
+	connectedAt time.Time
+	everUp      bool
+	lostReason  error
 }
 
 // NewClient validates the options and returns a client; call Start to connect.
@@ -243,10 +247,14 @@ func (c *Client) pahoConfig(in *instance) autopaho.ClientConfig {
 
 func (c *Client) reconnectDelay(attempt int) time.Duration {
 	c.stateMu.Lock()
+	defer c.stateMu.Unlock()
 	c.state.attempt = attempt + 1
-	c.stateMu.Unlock()
 	if attempt <= 0 {
 		return 0
+	}
+	if c.state.plannedFor == attempt {
+		c.state.plannedFor = 0
+		return c.state.planned
 	}
 	return c.opts.backoff(attempt)
 }
@@ -397,9 +405,15 @@ func (c *Client) onConnectError(in *instance, err error) {
 	c.stateMu.Lock()
 	took := time.Since(c.state.attemptStart)
 	attempt := c.state.attempt
+	var next time.Duration
+	if c.opts.autoReconnect {
+		// autopaho asks for attempt's backoff next; draw it now to announce it.
+		next = c.opts.backoff(attempt)
+		c.state.planned, c.state.plannedFor = next, attempt
+	}
 	c.stateMu.Unlock()
-	c.log.Warn("connect failed", "attempt", attempt, "err", err)
-	c.emit(Event{Type: EventConnectFailure, Err: err, Duration: took, Attempt: attempt})
+	c.log.Warn("connect failed", "attempt", attempt, "retry_in", next, "err", err)
+	c.emit(Event{Type: EventConnectFailure, Err: err, Duration: took, Attempt: attempt, NextRetry: next})
 	in.once.Do(func() { in.first <- err })
 	if !c.opts.autoReconnect {
 		in.cancel()

@@ -385,3 +385,24 @@ func TestHandlerCanReplyThroughPubSub(t *testing.T) {
 		t.Fatalf("reply %q corr %q", m.Payload(), m.Properties.CorrelationData)
 	}
 }
+
+func TestConnectFailureAnnouncesNextRetry(t *testing.T) {
+	dh, dp := deadAddr(t)
+	c, err := client.NewClient(client.WithAddress(dh, dp),
+		client.WithBackoff(func(n int) time.Duration { return time.Duration(n) * 10 * time.Millisecond }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Stop)
+	ev := c.Events(64)
+	defer ev.Close()
+	if err := c.Start(); err != nil {
+		t.Fatalf("Start with auto-reconnect: %v", err)
+	}
+	for want := 1; want <= 3; want++ {
+		e := waitEvent(t, ev, client.EventConnectFailure, nil)
+		if e.Attempt != want || e.NextRetry != time.Duration(want)*10*time.Millisecond || e.Err == nil {
+			t.Fatalf("failure event %+v, want attempt %d retry in %dms", e, want, want*10)
+		}
+	}
+}
