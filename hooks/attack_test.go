@@ -14,6 +14,7 @@ import (
 // refused with the right reason code (MQTT 5 and 3.1.1), the connection is
 // closed, and nothing leaks (the refused client's Will is never published).
 func TestConnectRefused(t *testing.T) {
+	t.Parallel()
 	f := newTokenFixture(t, time.Second)
 	g := auth.Grants{Pub: []string{"#"}, Sub: []string{"#"}}
 
@@ -83,6 +84,7 @@ func TestConnectRefused(t *testing.T) {
 // TestSubscribeContainment: a grant "a/+" does not allow "a/#", $SYS needs
 // admin, and nothing on the refused filters reaches the client.
 func TestSubscribeContainment(t *testing.T) {
+	t.Parallel()
 	f := newTokenFixture(t, time.Second)
 	pub := f.connectV5(t, "pub", "pub", auth.Grants{Pub: []string{"#"}})
 	for _, tc := range []struct {
@@ -119,6 +121,7 @@ func TestSubscribeContainment(t *testing.T) {
 // TestSysNeedsAdmin: $SYS/# is refused without the admin flag and granted
 // with it.
 func TestSysNeedsAdmin(t *testing.T) {
+	t.Parallel()
 	f := newTokenFixture(t, time.Second)
 	g := auth.Grants{Sub: []string{"#", "$SYS/#"}}
 	user := f.connectV5(t, "user", "user", g)
@@ -150,6 +153,7 @@ func TestSysNeedsAdmin(t *testing.T) {
 // subscriber whose grants do not name it, while permitted retained messages
 // on the same wildcards still arrive.
 func TestRetainedForbiddenTopic(t *testing.T) {
+	t.Parallel()
 	f := newTokenFixture(t, time.Second)
 	pub := f.connectV5(t, "pub", "pub", auth.Grants{Pub: []string{"$private/#", "x/#"}})
 	for _, topic := range []string{"$private/secret", "x/ok", "x/secret"} {

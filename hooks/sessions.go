@@ -43,10 +43,16 @@ func (ss *sessions) get(id string) *session {
 // bind binds client id cl.ID to identity for the connection cl, unless the
 // id is held by another identity (session takeover across identities is
 // refused). It replaces the session of the same identity.
+//
+// mochi resends the old session's inflight messages to the new connection
+// without an ACL check; the new permissions may be narrower (a fresh token),
+// so outbound PUBLISHes they no longer allow are dropped from the old
+// connection's inflight before mochi copies it.
 func (ss *sessions) bind(cl *mqtt.Client, identity string, perms *auth.Permissions) (*session, bool) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
-	if old := ss.get(cl.ID); old != nil {
+	old := ss.get(cl.ID)
+	if old != nil {
 		if old.identity != identity {
 			return nil, false
 		}
@@ -57,7 +63,23 @@ func (ss *sessions) bind(cl *mqtt.Client, identity string, perms *auth.Permissio
 	s := &session{identity: identity, cl: cl}
 	s.perms.Store(perms)
 	ss.m.Store(cl.ID, s)
+	if old != nil && old.cl != nil && old.cl != cl {
+		dropUnauthorizedInflight(old.cl, perms)
+	}
 	return s, true
+}
+
+// dropUnauthorizedInflight removes queued outbound PUBLISHes that perms do
+// not allow. (mochi's inflight counter in $SYS is not adjusted.)
+func dropUnauthorizedInflight(cl *mqtt.Client, perms *auth.Permissions) {
+	if cl.State.Inflight == nil {
+		return
+	}
+	for _, pk := range cl.State.Inflight.GetAll(false) {
+		if pk.FixedHeader.Type == packets.Publish && !perms.CanReceive(pk.TopicName) {
+			cl.State.Inflight.Delete(pk.PacketID)
+		}
+	}
 }
 
 // current returns the session if cl is the connection that holds it.
