@@ -91,7 +91,25 @@ func expandTemplate(f, identity, clientID string) string {
 	if !strings.Contains(f, "%") {
 		return f
 	}
-	return strings.NewReplacer("%u", identity, "%c", clientID).Replace(f)
+	// One pass, left to right, so a substituted value is never re-expanded.
+	var b strings.Builder
+	b.Grow(len(f) + len(identity) + len(clientID))
+	for i := 0; i < len(f); i++ {
+		if f[i] == '%' && i+1 < len(f) {
+			switch f[i+1] {
+			case 'u':
+				b.WriteString(identity)
+				i++
+				continue
+			case 'c':
+				b.WriteString(clientID)
+				i++
+				continue
+			}
+		}
+		b.WriteByte(f[i])
+	}
+	return b.String()
 }
 
 // Admin reports whether the permissions carry the admin flag.
