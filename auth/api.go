@@ -45,6 +45,10 @@ type TokenAPIOptions struct {
 	// wrong keys are limited too.
 	PerIdentity RateLimit
 	PerAddress  RateLimit
+	// ClientAddr returns the caller's address for the per-address limit.
+	// Default: the host part of r.RemoteAddr. Behind a reverse proxy, return
+	// the address the proxy reports (and trust only that proxy).
+	ClientAddr func(r *http.Request) string
 	// MaxLimiterEntries bounds each limiter's table (default 10000).
 	MaxLimiterEntries int
 	// Now is the clock (default time.Now).
@@ -66,6 +70,7 @@ type TokenAPI struct {
 	pols   Policies
 	byID   *keyedLimiter
 	byAddr *keyedLimiter
+	addrOf func(*http.Request) string
 	now    func() time.Time
 	log    *slog.Logger
 }
@@ -93,6 +98,10 @@ func NewTokenAPI(opts TokenAPIOptions) (*TokenAPI, error) {
 	if now == nil {
 		now = time.Now
 	}
+	addrOf := opts.ClientAddr
+	if addrOf == nil {
+		addrOf = remoteHost
+	}
 	l := opts.Logger
 	if l == nil {
 		l = slog.New(slog.DiscardHandler)
@@ -103,6 +112,7 @@ func NewTokenAPI(opts TokenAPIOptions) (*TokenAPI, error) {
 		pols:   opts.Policies,
 		byID:   newKeyedLimiter(opts.PerIdentity, max),
 		byAddr: newKeyedLimiter(opts.PerAddress, max),
+		addrOf: addrOf,
 		now:    now,
 		log:    l.With("component", "auth.tokenapi"),
 	}, nil
@@ -124,7 +134,7 @@ func (a *TokenAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := a.now()
-	remote := remoteHost(r)
+	remote := a.addrOf(r)
 	if d := a.byAddr.allow(remote, now); d > 0 {
 		a.log.Warn("token request rate limited", "remote", remote, "limit", "address")
 		rateLimited(w, d)

@@ -253,3 +253,34 @@ func TestKeyedLimiterBounded(t *testing.T) {
 		t.Fatalf("table grew to %d", len(kl.m))
 	}
 }
+
+// TestTokenAPIClientAddr: behind a proxy the per-address limit keys on the
+// address ClientAddr reports, not on the proxy's.
+func TestTokenAPIClientAddr(t *testing.T) {
+	t.Parallel()
+	ks := mustKeySet(t, "k1", mustKey(t, "k1"))
+	iss, _ := NewIssuer(IssuerOptions{Keys: ks})
+	authn, _ := NewAPIKeyAuthenticator(nil)
+	api, err := NewTokenAPI(TokenAPIOptions{
+		Authenticator: authn, Issuer: iss,
+		PerAddress: RateLimit{Rate: 1, Burst: 1},
+		ClientAddr: func(r *http.Request) string { return r.Header.Get("X-Real-IP") },
+		Now:        func() time.Time { return t0 },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	codes := map[string][]int{}
+	for _, ip := range []string{"10.0.0.1", "10.0.0.2", "10.0.0.1", "10.0.0.2"} {
+		req := httptest.NewRequest(http.MethodGet, TokenPath, nil)
+		req.Header.Set("X-Real-IP", ip)
+		rec := httptest.NewRecorder()
+		api.ServeHTTP(rec, req)
+		codes[ip] = append(codes[ip], rec.Code)
+	}
+	for ip, got := range codes {
+		if fmt.Sprint(got) != "[401 429]" {
+			t.Errorf("%s: %v, want [401 429]", ip, got)
+		}
+	}
+}

@@ -58,7 +58,8 @@ type Config struct {
 	// ActiveKey is the id of the key new tokens are signed with; required by
 	// the token API, not by a verify-only broker.
 	ActiveKey string `json:"active_key" yaml:"active_key"`
-	// Leeway is the clock skew allowed on exp/nbf (default 5s, max 5m).
+	// Leeway is the clock skew allowed on exp/nbf (0 means the default 5s;
+	// max 5m).
 	Leeway time.Duration `json:"leeway" yaml:"leeway"`
 	// APIKeysFile holds the token API's hashed API keys (see APIKeysFile).
 	APIKeysFile string `json:"api_keys_file" yaml:"api_keys_file"`
@@ -188,14 +189,7 @@ func (c Config) NewVerifier() (*Verifier, error) {
 	if err != nil {
 		return nil, err
 	}
-	return NewVerifier(ks.Public(), VerifierOptions{Leeway: c.leeway()}), nil
-}
-
-func (c Config) leeway() time.Duration {
-	if c.Leeway == 0 {
-		return -1 // explicit zero in a validated config means none
-	}
-	return c.Leeway
+	return NewVerifier(ks.Public(), VerifierOptions{Leeway: c.Leeway}), nil
 }
 
 // NewTokenAPI loads the keys and API keys file and returns the token API

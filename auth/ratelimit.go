@@ -23,8 +23,9 @@ type keyedLimiter struct {
 	burst int
 	max   int
 
-	mu sync.Mutex
-	m  map[string]*bucket
+	mu        sync.Mutex
+	m         map[string]*bucket
+	lastSweep time.Time
 }
 
 type bucket struct {
@@ -54,8 +55,9 @@ func (kl *keyedLimiter) allow(key string, now time.Time) time.Duration {
 	defer kl.mu.Unlock()
 	b, ok := kl.m[key]
 	if !ok {
-		if len(kl.m) >= kl.max {
-			kl.sweep(now)
+		if len(kl.m) >= kl.max && now.Sub(kl.lastSweep) >= time.Second {
+			kl.sweep(now) // at most once a second: a sweep walks the whole table
+			kl.lastSweep = now
 		}
 		if len(kl.m) >= kl.max {
 			return time.Second
