@@ -25,6 +25,8 @@ type TokenAuthOptions struct {
 	Logger *slog.Logger
 	// OnDenied, if set, is told about every refusal and expiry disconnect.
 	OnDenied OnDeniedFunc
+	// Identities, if set, keeps client id bindings across restarts.
+	Identities IdentityStore
 }
 
 // TokenAuth is the mochi hook that authenticates CONNECT with a broker token
@@ -65,7 +67,8 @@ func NewTokenAuth(opts TokenAuthOptions) (*TokenAuth, error) {
 	if l == nil {
 		l = slog.New(slog.DiscardHandler)
 	}
-	return &TokenAuth{v: opts.Verifier, log: l.With("component", "hooks.tokenauth"), onDenied: opts.OnDenied}, nil
+	l = l.With("component", "hooks.tokenauth")
+	return &TokenAuth{v: opts.Verifier, log: l, onDenied: opts.OnDenied, ss: sessions{store: opts.Identities, log: l}}, nil
 }
 
 // ID implements mqtt.Hook.
@@ -99,7 +102,7 @@ func (h *TokenAuth) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	if pk.Connect.ClientIdentifier != claims.ClientID || cl.ID != claims.ClientID {
 		return h.refuse(cl, claims.Subject, packets.ErrNotAuthorized, errClientIDMismatch)
 	}
-	s, ok := h.ss.bind(cl, claims.Subject, claims.Compile())
+	s, ok := h.ss.bind(cl, IdentityRecord{Identity: claims.Subject, Grants: claims.Perms, Admin: claims.Admin})
 	if !ok {
 		return h.refuse(cl, claims.Subject, packets.ErrNotAuthorized, errTakeover)
 	}
@@ -194,7 +197,7 @@ func (h *TokenAuth) OnAuthPacket(cl *mqtt.Client, pk packets.Packet) (packets.Pa
 		h.denyReauth(cl, s, packets.ErrNotAuthorized, errReauthIdentity)
 		return pk, packets.ErrNotAuthorized
 	}
-	s.perms.Store(claims.Compile())
+	h.ss.rebind(s, IdentityRecord{Identity: claims.Subject, Grants: claims.Perms, Admin: claims.Admin})
 	h.armExpiry(s, cl, claims.ExpiresAt)
 	err = cl.WritePacket(packets.Packet{
 		FixedHeader: packets.FixedHeader{Type: packets.Auth},

@@ -18,6 +18,8 @@ type UsersAuthOptions struct {
 	Logger *slog.Logger
 	// OnDenied, if set, is told about every refusal.
 	OnDenied OnDeniedFunc
+	// Identities, if set, keeps client id bindings across restarts.
+	Identities IdentityStore
 }
 
 // UsersAuth is the mochi hook for a users file: CONNECT username and password
@@ -47,7 +49,8 @@ func NewUsersAuth(opts UsersAuthOptions) (*UsersAuth, error) {
 	if l == nil {
 		l = slog.New(slog.DiscardHandler)
 	}
-	return &UsersAuth{users: opts.Users, log: l.With("component", "hooks.usersauth"), onDenied: opts.OnDenied}, nil
+	l = l.With("component", "hooks.usersauth")
+	return &UsersAuth{users: opts.Users, log: l, onDenied: opts.OnDenied, ss: sessions{store: opts.Identities, log: l}}, nil
 }
 
 // ID implements mqtt.Hook.
@@ -69,7 +72,7 @@ func (h *UsersAuth) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	if err != nil {
 		return h.refuse(cl, name, packets.ErrBadUsernameOrPassword, err)
 	}
-	if _, ok := h.ss.bind(cl, u.Name, u.Permissions(cl.ID)); !ok {
+	if _, ok := h.ss.bind(cl, IdentityRecord{Identity: u.Name, Grants: u.Grants, Admin: u.Admin}); !ok {
 		return h.refuse(cl, u.Name, packets.ErrNotAuthorized, errTakeover)
 	}
 	return nil
