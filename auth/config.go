@@ -33,25 +33,32 @@ type RateLimits struct {
 //
 // How the broker wires it (cmd/broker and broker.Config):
 //
-//	if err := cfg.Auth.Validate(); err != nil { ... }      // every problem at once
-//	if cfg.Auth.TokenAuthEnabled() {
-//	    v, err := cfg.Auth.NewVerifier()                    // public keys suffice
-//	    hook := hooks.NewTokenAuth(hooks.TokenAuthOptions{Verifier: v, Logger: l})
-//	    // broker.WithHook(hook, nil); never beside an allow-all hook
-//	}
+//	if err := cfg.Auth.Validate(); err != nil { ... }       // every problem at once
+//	var users *auth.Users
 //	if cfg.Auth.UsersFile != "" {
-//	    users, err := cfg.Auth.LoadUsers(yaml.Unmarshal)
-//	    hook := hooks.NewUsersAuth(hooks.UsersAuthOptions{Users: users, Logger: l})
+//	    users, err = cfg.Auth.LoadUsers(yaml.Unmarshal)
 //	}
-//	if tokenAPIAddr != "" {                                 // --token-api-addr
-//	    api, err := cfg.Auth.NewTokenAPI(yaml.Unmarshal, l) // needs active_key and api_keys_file
+//	switch {
+//	case cfg.Auth.TokenAuthEnabled():                       // keys configured
+//	    v, err := cfg.Auth.NewVerifier()                     // public keys suffice
+//	    h, err := hooks.NewTokenAuth(hooks.TokenAuthOptions{
+//	        Verifier: v, Users: users, Logger: l, OnDenied: emit, Identities: store})
+//	    opts = append(opts, broker.WithAuthHook(h, nil))
+//	case users != nil:
+//	    h, err := hooks.NewUsersAuth(hooks.UsersAuthOptions{Users: users, Logger: l, OnDenied: emit})
+//	    opts = append(opts, broker.WithAuthHook(h, nil))
+//	}                                                        // neither: anonymous, loopback only
+//	if tokenAPIAddr != "" {                                  // --token-api-addr
+//	    api, err := cfg.Auth.NewTokenAPI(yaml.Unmarshal, l)  // needs active_key and api_keys_file
 //	    mux := http.NewServeMux(); mux.Handle(auth.TokenPath, api)
 //	}
 //
-// `broker keys generate --dir D --kid K` is GenerateEd25519Key(K) followed by
-// WriteKeyPair(D, key); the broker then only needs D/K.pub as public_key_file.
-// Anonymous access must stay off whenever TokenAuthEnabled or UsersFile is
-// set.
+// With both keys and a users file, one TokenAuth hook serves both (a
+// password that is not a JWT is checked against the users file); never
+// register two auth hooks, nor any allow-all hook, since mochi ORs them.
+// `broker keys generate --dir D --kid K` is GenerateKeyFiles(D, K); a broker
+// that only verifies needs just D/K.pub as public_key_file. Anonymous access
+// must stay off whenever TokenAuthEnabled or UsersFile is set.
 type Config struct {
 	// Keys are the signing and verification keys.
 	Keys []KeyConfig `json:"keys" yaml:"keys"`

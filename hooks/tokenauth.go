@@ -27,6 +27,10 @@ type TokenAuthOptions struct {
 	OnDenied OnDeniedFunc
 	// Identities, if set, keeps client id bindings across restarts.
 	Identities IdentityStore
+	// Users, if set, is the fallback for CONNECTs whose password is not a
+	// JWT: they are checked against the users file (bcrypt) instead, so
+	// devices with passwords and apps with tokens can share one broker.
+	Users *auth.Users
 }
 
 // TokenAuth is the mochi hook that authenticates CONNECT with a broker token
@@ -53,6 +57,7 @@ type TokenAuthOptions struct {
 type TokenAuth struct {
 	mqtt.HookBase
 	v        *auth.Verifier
+	users    *auth.Users
 	log      *slog.Logger
 	onDenied OnDeniedFunc
 	ss       sessions
@@ -68,7 +73,7 @@ func NewTokenAuth(opts TokenAuthOptions) (*TokenAuth, error) {
 		l = slog.New(slog.DiscardHandler)
 	}
 	l = l.With("component", "hooks.tokenauth")
-	return &TokenAuth{v: opts.Verifier, log: l, onDenied: opts.OnDenied, ss: sessions{store: opts.Identities, log: l}}, nil
+	return &TokenAuth{v: opts.Verifier, users: opts.Users, log: l, onDenied: opts.OnDenied, ss: sessions{store: opts.Identities, log: l}}, nil
 }
 
 // ID implements mqtt.Hook.
@@ -91,6 +96,9 @@ func (h *TokenAuth) Stop() error {
 // OnConnect verifies the token and binds the client id, or sends the refusing
 // CONNACK itself (mochi alone would always send 0x86) and returns an error.
 func (h *TokenAuth) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
+	if h.users != nil && !looksLikeJWT(pk.Connect.Password) {
+		return h.connectUser(cl, pk)
+	}
 	now := time.Now()
 	claims, err := h.v.Verify(string(pk.Connect.Password), now)
 	if err != nil {
@@ -117,6 +125,28 @@ var (
 	errReauthMethod     = errors.New("hooks: re-authentication needs method " + AuthMethod)
 	errReauthIdentity   = errors.New("hooks: re-authentication token is for another identity or client id")
 )
+
+// connectUser is the users-file fallback: no token, so no expiry.
+func (h *TokenAuth) connectUser(cl *mqtt.Client, pk packets.Packet) error {
+	code, identity, err := bindUser(&h.ss, h.users, cl, pk)
+	if err != nil {
+		return h.refuse(cl, identity, code, err)
+	}
+	return nil
+}
+
+// looksLikeJWT reports whether p has the shape of a compact JWS: three
+// non-empty base64url parts.
+func looksLikeJWT(p []byte) bool {
+	parts := 0
+	for _, c := range bytes.Split(p, []byte(".")) {
+		if len(c) == 0 {
+			return false
+		}
+		parts++
+	}
+	return parts == 3
+}
 
 func (h *TokenAuth) refuse(cl *mqtt.Client, identity string, code packets.Code, cause error) error {
 	h.log.Info("connect refused", "client_id", cl.ID, "remote", cl.Net.Remote, "reason", code.Code, "err", cause)

@@ -67,15 +67,25 @@ func (h *UsersAuth) Provides(b byte) bool {
 // OnConnect checks the password and binds the client id to the user, or
 // sends the refusing CONNACK itself and returns an error.
 func (h *UsersAuth) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
-	name := string(pk.Connect.Username)
-	u, err := h.users.Authenticate(name, string(pk.Connect.Password))
+	code, identity, err := bindUser(&h.ss, h.users, cl, pk)
 	if err != nil {
-		return h.refuse(cl, name, packets.ErrBadUsernameOrPassword, err)
-	}
-	if _, ok := h.ss.bind(cl, IdentityRecord{Identity: u.Name, Grants: u.Grants, Admin: u.Admin}); !ok {
-		return h.refuse(cl, u.Name, packets.ErrNotAuthorized, errTakeover)
+		return h.refuse(cl, identity, code, err)
 	}
 	return nil
+}
+
+// bindUser checks a CONNECT's username and password and binds the client id
+// to the user. On failure it returns the CONNACK code to refuse with.
+func bindUser(ss *sessions, users *auth.Users, cl *mqtt.Client, pk packets.Packet) (packets.Code, string, error) {
+	name := string(pk.Connect.Username)
+	u, err := users.Authenticate(name, string(pk.Connect.Password))
+	if err != nil {
+		return packets.ErrBadUsernameOrPassword, name, err
+	}
+	if _, ok := ss.bind(cl, IdentityRecord{Identity: u.Name, Grants: u.Grants, Admin: u.Admin}); !ok {
+		return packets.ErrNotAuthorized, u.Name, errTakeover
+	}
+	return packets.CodeSuccess, u.Name, nil
 }
 
 func (h *UsersAuth) refuse(cl *mqtt.Client, identity string, code packets.Code, cause error) error {
