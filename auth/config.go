@@ -68,6 +68,9 @@ type Config struct {
 	// Leeway is the clock skew allowed on exp/nbf (0 means the default 5s;
 	// max 5m).
 	Leeway time.Duration `json:"leeway" yaml:"leeway"`
+	// VerifyCacheSize bounds the cache of verified tokens (see
+	// VerifierOptions.CacheSize); 0 disables it. Default 10000.
+	VerifyCacheSize int `json:"verify_cache_size" yaml:"verify_cache_size"`
 	// APIKeysFile holds the token API's hashed API keys (see APIKeysFile).
 	APIKeysFile string `json:"api_keys_file" yaml:"api_keys_file"`
 	// UsersFile holds bcrypt users with ACLs (see UsersFile).
@@ -83,10 +86,12 @@ type Config struct {
 }
 
 // DefaultConfig returns a fresh config with the default leeway and rate
-// limits (per identity 1/s burst 5, per address 5/s burst 20) and no keys.
+// limits (per identity 1/s burst 5, per address 5/s burst 20), a verified
+// token cache of 10000 and no keys.
 func DefaultConfig() Config {
 	return Config{
-		Leeway: DefaultLeeway,
+		Leeway:          DefaultLeeway,
+		VerifyCacheSize: 10000,
 		RateLimits: RateLimits{
 			PerIdentity: RateLimit{Rate: 1, Burst: 5},
 			PerAddress:  RateLimit{Rate: 5, Burst: 20},
@@ -151,6 +156,9 @@ func (c Config) Validate() error {
 			bad("rate_limits.%s: rate and burst must not be negative", name)
 		}
 	}
+	if c.VerifyCacheSize < 0 {
+		bad("verify_cache_size %d is negative", c.VerifyCacheSize)
+	}
 	if c.BrokerPort < 0 || c.BrokerPort > 65535 {
 		bad("broker_port %d out of range", c.BrokerPort)
 	}
@@ -196,7 +204,7 @@ func (c Config) NewVerifier() (*Verifier, error) {
 	if err != nil {
 		return nil, err
 	}
-	return NewVerifier(ks.Public(), VerifierOptions{Leeway: c.Leeway}), nil
+	return NewVerifier(ks.Public(), VerifierOptions{Leeway: c.Leeway, CacheSize: c.VerifyCacheSize}), nil
 }
 
 // NewTokenAPI loads the keys and API keys file and returns the token API
