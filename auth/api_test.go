@@ -284,3 +284,26 @@ func TestTokenAPIClientAddr(t *testing.T) {
 		}
 	}
 }
+
+func TestNewAPIKeyEntry(t *testing.T) {
+	t.Parallel()
+	key, entry, err := NewAPIKeyEntry("svc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := NewAPIKeyAuthenticator([]APIKeyEntry{entry})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := httptest.NewRequest(http.MethodGet, TokenPath, nil)
+	req.Header.Set("Authorization", "Bearer "+key)
+	if id, err := a.Authenticate(req); err != nil || id != "svc" {
+		t.Fatalf("Authenticate = %q, %v", id, err)
+	}
+	if strings.Contains(entry.SHA256, key) {
+		t.Fatal("entry holds the key")
+	}
+	if _, _, err := NewAPIKeyEntry("a/b"); err == nil {
+		t.Fatal("invalid identity accepted")
+	}
+}

@@ -2,7 +2,6 @@ package hooks
 
 import (
 	"bytes"
-	"errors"
 	"log/slog"
 	"time"
 
@@ -105,26 +104,18 @@ func (h *TokenAuth) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		return h.refuse(cl, "", packets.ErrBadUsernameOrPassword, err)
 	}
 	if u := string(pk.Connect.Username); u != "" && u != claims.Subject {
-		return h.refuse(cl, claims.Subject, packets.ErrBadUsernameOrPassword, errUsernameMismatch)
+		return h.refuse(cl, claims.Subject, packets.ErrBadUsernameOrPassword, ErrUsernameMismatch)
 	}
 	if pk.Connect.ClientIdentifier != claims.ClientID || cl.ID != claims.ClientID {
-		return h.refuse(cl, claims.Subject, packets.ErrNotAuthorized, errClientIDMismatch)
+		return h.refuse(cl, claims.Subject, packets.ErrNotAuthorized, ErrClientIDMismatch)
 	}
 	s, ok := h.ss.bind(cl, IdentityRecord{Identity: claims.Subject, Grants: claims.Perms, Admin: claims.Admin})
 	if !ok {
-		return h.refuse(cl, claims.Subject, packets.ErrNotAuthorized, errTakeover)
+		return h.refuse(cl, claims.Subject, packets.ErrNotAuthorized, ErrSessionTakeover)
 	}
 	h.armExpiry(s, cl, claims.ExpiresAt)
 	return nil
 }
-
-var (
-	errUsernameMismatch = errors.New("hooks: username does not match token subject")
-	errClientIDMismatch = errors.New("hooks: client id does not match token")
-	errTakeover         = errors.New("hooks: client id is bound to another identity")
-	errReauthMethod     = errors.New("hooks: re-authentication needs method " + AuthMethod)
-	errReauthIdentity   = errors.New("hooks: re-authentication token is for another identity or client id")
-)
 
 // connectUser is the users-file fallback: no token, so no expiry.
 func (h *TokenAuth) connectUser(cl *mqtt.Client, pk packets.Packet) error {
@@ -215,7 +206,7 @@ func (h *TokenAuth) OnClientExpired(cl *mqtt.Client) { h.ss.expired(cl) }
 func (h *TokenAuth) OnAuthPacket(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	s := h.ss.current(cl)
 	if pk.ReasonCode != packets.CodeReAuthenticate.Code || pk.Properties.AuthenticationMethod != AuthMethod {
-		h.denyReauth(cl, s, packets.ErrBadAuthenticationMethod, errReauthMethod)
+		h.denyReauth(cl, s, packets.ErrBadAuthenticationMethod, ErrReauthMethod)
 		return pk, packets.ErrBadAuthenticationMethod
 	}
 	claims, err := h.v.Verify(string(pk.Properties.AuthenticationData), time.Now())
@@ -224,7 +215,7 @@ func (h *TokenAuth) OnAuthPacket(cl *mqtt.Client, pk packets.Packet) (packets.Pa
 		return pk, packets.ErrNotAuthorized
 	}
 	if s == nil || claims.Subject != s.identity || claims.ClientID != cl.ID {
-		h.denyReauth(cl, s, packets.ErrNotAuthorized, errReauthIdentity)
+		h.denyReauth(cl, s, packets.ErrNotAuthorized, ErrReauthIdentity)
 		return pk, packets.ErrNotAuthorized
 	}
 	h.ss.rebind(s, IdentityRecord{Identity: claims.Subject, Grants: claims.Perms, Admin: claims.Admin})

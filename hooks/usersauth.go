@@ -83,7 +83,7 @@ func bindUser(ss *sessions, users *auth.Users, cl *mqtt.Client, pk packets.Packe
 		return packets.ErrBadUsernameOrPassword, name, err
 	}
 	if _, ok := ss.bind(cl, IdentityRecord{Identity: u.Name, Grants: u.Grants, Admin: u.Admin}); !ok {
-		return packets.ErrNotAuthorized, u.Name, errTakeover
+		return packets.ErrNotAuthorized, u.Name, ErrSessionTakeover
 	}
 	return packets.CodeSuccess, u.Name, nil
 }
