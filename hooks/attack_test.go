@@ -2,6 +2,7 @@ package hooks_test
 
 import (
 	"encoding/base64"
+	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -38,15 +39,16 @@ func TestConnectRefused(t *testing.T) {
 		name           string
 		cid, user, tok string
 		v5, v3         byte
+		cause          error
 	}{
-		{"forged signature", "c-forged", "alice", mintWith(t, forger, "alice", "c-forged", g), 0x86, 4},
-		{"unknown key id", "c-unknown", "alice", mintWith(t, unknown, "alice", "c-unknown", g), 0x86, 4},
-		{"expired", "c-expired", "alice", f.mint(t, "alice", "c-expired", g, expired), 0x86, 4},
-		{"not yet valid", "c-notyet", "alice", f.mint(t, "alice", "c-notyet", g, notYet), 0x86, 4},
-		{"alg none", "c-none", "alice", none, 0x86, 4},
-		{"no password", "c-nopass", "alice", "", 0x86, 4},
-		{"username is not the subject", "c-user", "mallory", f.mint(t, "alice", "c-user", g), 0x86, 4},
-		{"token for client id A used as B", "B", "alice", f.mint(t, "alice", "A", g), 0x87, 5},
+		{"forged signature", "c-forged", "alice", mintWith(t, forger, "alice", "c-forged", g), 0x86, 4, auth.ErrBadSignature},
+		{"unknown key id", "c-unknown", "alice", mintWith(t, unknown, "alice", "c-unknown", g), 0x86, 4, auth.ErrUnknownKey},
+		{"expired", "c-expired", "alice", f.mint(t, "alice", "c-expired", g, expired), 0x86, 4, auth.ErrTokenExpired},
+		{"not yet valid", "c-notyet", "alice", f.mint(t, "alice", "c-notyet", g, notYet), 0x86, 4, auth.ErrTokenNotYetValid},
+		{"alg none", "c-none", "alice", none, 0x86, 4, auth.ErrAlgorithm},
+		{"no password", "c-nopass", "alice", "", 0x86, 4, auth.ErrMalformed},
+		{"username is not the subject", "c-user", "mallory", f.mint(t, "alice", "c-user", g), 0x86, 4, hooks.ErrUsernameMismatch},
+		{"token for client id A used as B", "B", "alice", f.mint(t, "alice", "A", g), 0x87, 5, hooks.ErrClientIDMismatch},
 	}
 	for _, tt := range tests {
 		for _, ver := range []byte{5, 4} {
@@ -65,8 +67,8 @@ func TestConnectRefused(t *testing.T) {
 				}
 				rc.expectClosed()
 				d, ok := f.lastDenial(hooks.OpConnect, tt.cid)
-				if !ok || d.Reason != tt.v5 {
-					t.Fatalf("denial %+v (found %v), want reason 0x%02x", d, ok, tt.v5)
+				if !ok || d.Reason != tt.v5 || !errors.Is(d.Err, tt.cause) {
+					t.Fatalf("denial %+v (found %v), want reason 0x%02x cause %v", d, ok, tt.v5, tt.cause)
 				}
 			})
 		}
