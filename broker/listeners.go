@@ -51,7 +51,7 @@ func (l *listener) bind() error {
 	}
 	ln, err := net.Listen(network, l.cfg.Addr)
 	if err != nil {
-		return fmt.Errorf("listen %s %s: %w", l.cfg.name(), l.cfg.Addr, err)
+		return fmt.Errorf("listener %s: %w", l.cfg.name(), err)
 	}
 	if tlsCfg != nil {
 		ln = tls.NewListener(ln, tlsCfg)
