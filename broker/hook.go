@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"math"
 	"net"
 	"os"
 	"time"
@@ -33,7 +34,7 @@ func newCoreHook(b *Broker) *coreHook {
 		mqtt.OnConnect, mqtt.OnSessionEstablished, mqtt.OnDisconnect,
 		mqtt.OnSubscribed, mqtt.OnUnsubscribed, mqtt.OnPublished, mqtt.OnPacketSent,
 		mqtt.OnPublishDropped, mqtt.OnQosDropped, mqtt.OnClientExpired,
-		mqtt.OnWill, mqtt.OnSelectSubscribers,
+		mqtt.OnWill,
 	} {
 		h.provides[p] = true
 	}
@@ -135,12 +136,12 @@ func (h *coreHook) OnUnsubscribed(cl *mqtt.Client, pk packets.Packet) {
 }
 
 func (h *coreHook) OnPublished(cl *mqtt.Client, pk packets.Packet) {
-	h.b.metrics.messagesIn[pk.FixedHeader.Qos&3].Inc()
+	h.b.metrics.messagesIn[min(pk.FixedHeader.Qos, 2)].Inc()
 }
 
 func (h *coreHook) OnPacketSent(cl *mqtt.Client, pk packets.Packet, b []byte) {
 	if pk.FixedHeader.Type == packets.Publish {
-		h.b.metrics.messagesOut[pk.FixedHeader.Qos&3].Inc()
+		h.b.metrics.messagesOut[min(pk.FixedHeader.Qos, 2)].Inc()
 	}
 }
 
@@ -164,37 +165,18 @@ func (h *coreHook) OnClientExpired(cl *mqtt.Client) {
 	h.b.emit(h.clientEvent(EventSessionExpired, cl))
 }
 
-// shutdownWillMarker tags a Will that mochi is about to publish because the
-// broker itself closed the connection during a graceful shutdown.
-const shutdownWillMarker = "courier-shutdown-suppressed-will"
-
 // OnWill runs on the client's goroutine when mochi is about to publish its
 // Will. A graceful shutdown is not a client failure, yet mochi's Close
-// publishes every connected client's Will. Clearing the Will flags from the
-// shutdown goroutine would race with mochi's own plain writes of the Will, so
-// instead the Will is tagged here, not retained, and OnSelectSubscribers
-// delivers it to no one.
+// publishes every connected client's Will. Clearing the Will from the
+// shutdown goroutine would race with mochi's own plain writes of it on this
+// goroutine, so the Will is deferred from here instead: mochi reads the delay
+// from the client right after this hook returns and parks a delayed Will in
+// memory until its time, which never comes before the server is gone.
 func (h *coreHook) OnWill(cl *mqtt.Client, will mqtt.Will) (mqtt.Will, error) {
-	if !h.b.stopping.Load() {
-		return will, nil
+	if h.b.stopping.Load() {
+		cl.Properties.Will.WillDelayInterval = math.MaxUint32
 	}
-	will.Retain = false
-	will.User = append(append([]packets.UserProperty(nil), will.User...),
-		packets.UserProperty{Key: shutdownWillMarker, Val: "1"})
 	return will, nil
-}
-
-// OnSelectSubscribers drops Wills tagged by OnWill during shutdown.
-func (h *coreHook) OnSelectSubscribers(subs *mqtt.Subscribers, pk packets.Packet) *mqtt.Subscribers {
-	if !h.b.stopping.Load() {
-		return subs
-	}
-	for _, u := range pk.Properties.User {
-		if u.Key == shutdownWillMarker {
-			return &mqtt.Subscribers{}
-		}
-	}
-	return subs
 }
 
 // anonymousHook allows every client and every topic. The broker registers it
