@@ -183,3 +183,34 @@ func TestRetainedForbiddenTopic(t *testing.T) {
 		t.Fatalf("extra delivery %q", sub.pending[0].TopicName)
 	}
 }
+
+// TestWillOutsideGrantRefused: mochi publishes and retains a Will without an
+// ACL check, so a Will topic outside the publish grants is refused at
+// CONNECT; a permitted Will is still delivered when the client drops.
+func TestWillOutsideGrantRefused(t *testing.T) {
+	t.Parallel()
+	f := newTokenFixture(t, time.Second)
+	watcher := f.connectV5(t, "watcher", "watcher", auth.Grants{Sub: []string{"#"}})
+	watcher.subscribe("#")
+	g := auth.Grants{Pub: []string{"devices/%c/status"}}
+	for _, tc := range []struct{ ver, want byte }{{5, 0x87}, {4, 5}} {
+		cid := "w-v" + string('0'+tc.ver)
+		rc := dialRaw(t, f.srv.TCPAddr, tc.ver)
+		ack := rc.connect(connectOpts{clientID: cid, password: f.mint(t, "alice", cid, g), clean: true, will: "alerts/global"})
+		if ack.ReasonCode != tc.want {
+			t.Fatalf("v%d: CONNACK 0x%02x, want 0x%02x", tc.ver, ack.ReasonCode, tc.want)
+		}
+		rc.expectClosed()
+		if d, ok := f.lastDenial(hooks.OpConnect, cid); !ok || !errors.Is(d.Err, hooks.ErrWillNotAllowed) {
+			t.Fatalf("denial %+v", d)
+		}
+	}
+	ok := dialRaw(t, f.srv.TCPAddr, 5)
+	if ack := ok.connect(connectOpts{clientID: "w-ok", password: f.mint(t, "alice", "w-ok", g), clean: true, will: "devices/w-ok/status"}); ack.ReasonCode != 0 {
+		t.Fatalf("permitted will: CONNACK 0x%02x", ack.ReasonCode)
+	}
+	ok.c.Close() // drop without DISCONNECT: the Will goes out
+	if got := watcher.collectN(1); got[0] != "devices/w-ok/status" {
+		t.Fatalf("watcher got %v, want only the permitted Will", got)
+	}
+}

@@ -20,6 +20,9 @@ var (
 	// ErrSessionTakeover: the client id is bound to another identity
 	// (CONNACK 0x87).
 	ErrSessionTakeover = errors.New("hooks: client id is bound to another identity")
+	// ErrWillNotAllowed: the CONNECT's Will topic is outside the publish
+	// grants (CONNACK 0x87). mochi publishes Wills without an ACL check.
+	ErrWillNotAllowed = errors.New("hooks: will topic not allowed")
 	// ErrReauthMethod: an AUTH packet without reason 0x19 and method
 	// AuthMethod (DISCONNECT 0x8C).
 	ErrReauthMethod = errors.New("hooks: re-authentication needs method " + AuthMethod)

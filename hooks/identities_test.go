@@ -94,3 +94,39 @@ func TestIdentitiesSurviveRestart(t *testing.T) {
 		t.Fatal("binding still stored")
 	}
 }
+
+// TestReauthStripsForbiddenWill: a re-authentication whose grants no longer
+// cover the Will topic clears the Will, so it is never published.
+func TestReauthStripsForbiddenWill(t *testing.T) {
+	t.Parallel()
+	key, _ := auth.GenerateEd25519Key("k1")
+	ks, _ := auth.NewKeySet("k1", key)
+	h, err := hooks.NewTokenAuth(hooks.TokenAuthOptions{Verifier: auth.NewVerifier(ks.Public(), auth.VerifierOptions{})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Stop()
+	cl := mqtt.New(&mqtt.Options{}).NewClient(nil, "tcp", "c1", false)
+	cl.Properties.ProtocolVersion = 5
+	cl.Properties.Will = mqtt.Will{Flag: 1, TopicName: "status/c1"}
+	connect := packets.Packet{Connect: packets.ConnectParams{
+		ClientIdentifier: "c1", WillFlag: true, WillTopic: "status/c1",
+		Password: []byte(mintWith(t, ks, "alice", "c1", auth.Grants{Pub: []string{"status/%c"}})),
+	}}
+	if err := h.OnConnect(cl, connect); err != nil {
+		t.Fatalf("OnConnect: %v", err)
+	}
+	if cl.Properties.Will.Flag != 1 {
+		t.Fatal("permitted Will cleared at CONNECT")
+	}
+	reauth := packets.Packet{
+		FixedHeader: packets.FixedHeader{Type: packets.Auth},
+		ReasonCode:  packets.CodeReAuthenticate.Code,
+		Properties: packets.Properties{AuthenticationMethod: hooks.AuthMethod,
+			AuthenticationData: []byte(mintWith(t, ks, "alice", "c1", auth.Grants{Pub: []string{"other"}}))},
+	}
+	_, _ = h.OnAuthPacket(cl, reauth) // the AUTH answer cannot be written: no connection
+	if cl.Properties.Will.Flag != 0 {
+		t.Fatal("Will outside the new grants still armed")
+	}
+}

@@ -3,6 +3,7 @@ package hooks
 import (
 	"bytes"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -41,8 +42,8 @@ type TokenAuthOptions struct {
 //     bound to another identity (no session takeover across identities).
 //     Refusals answer CONNACK 0x86 (bad credentials: malformed, forged, unknown
 //     key, expired, not yet valid, username mismatch) or 0x87 (not authorized:
-//     client id mismatch, takeover); MQTT 3.1.1 clients get return codes 4
-//     and 5.
+//     client id mismatch, takeover, a Will topic the token may not publish);
+//     MQTT 3.1.1 clients get return codes 4 and 5.
 //   - ACL: publish must match a pub grant, a subscribe filter must be contained
 //     in a sub grant, every delivered message must match a sub grant. $SYS
 //     needs admin. Permissions are compiled once per connection.
@@ -109,6 +110,9 @@ func (h *TokenAuth) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	if pk.Connect.ClientIdentifier != claims.ClientID || cl.ID != claims.ClientID {
 		return h.refuse(cl, claims.Subject, packets.ErrNotAuthorized, ErrClientIDMismatch)
 	}
+	if !willAllowed(pk, claims.Compile()) {
+		return h.refuse(cl, claims.Subject, packets.ErrNotAuthorized, ErrWillNotAllowed)
+	}
 	s, ok := h.ss.bind(cl, IdentityRecord{Identity: claims.Subject, Grants: claims.Perms, Admin: claims.Admin})
 	if !ok {
 		return h.refuse(cl, claims.Subject, packets.ErrNotAuthorized, ErrSessionTakeover)
@@ -124,6 +128,13 @@ func (h *TokenAuth) connectUser(cl *mqtt.Client, pk packets.Packet) error {
 		return h.refuse(cl, identity, code, err)
 	}
 	return nil
+}
+
+// willAllowed reports whether the CONNECT's Will may be published under p.
+// mochi publishes (and retains) a Will without any ACL check, so a client
+// could otherwise inject a message on any topic by disconnecting.
+func willAllowed(pk packets.Packet, p *auth.Permissions) bool {
+	return !pk.Connect.WillFlag || p.CanPublish(pk.Connect.WillTopic)
 }
 
 // looksLikeJWT reports whether p has the shape of a compact JWS: three
@@ -219,6 +230,9 @@ func (h *TokenAuth) OnAuthPacket(cl *mqtt.Client, pk packets.Packet) (packets.Pa
 		return pk, packets.ErrNotAuthorized
 	}
 	h.ss.rebind(s, IdentityRecord{Identity: claims.Subject, Grants: claims.Perms, Admin: claims.Admin})
+	if atomic.LoadUint32(&cl.Properties.Will.Flag) == 1 && !s.perms.Load().CanPublish(cl.Properties.Will.TopicName) {
+		atomic.StoreUint32(&cl.Properties.Will.Flag, 0) // the new token may not publish it
+	}
 	h.armExpiry(s, cl, claims.ExpiresAt)
 	err = cl.WritePacket(packets.Packet{
 		FixedHeader: packets.FixedHeader{Type: packets.Auth},

@@ -82,6 +82,9 @@ func bindUser(ss *sessions, users *auth.Users, cl *mqtt.Client, pk packets.Packe
 	if err != nil {
 		return packets.ErrBadUsernameOrPassword, name, err
 	}
+	if !willAllowed(pk, u.Permissions(cl.ID)) {
+		return packets.ErrNotAuthorized, u.Name, ErrWillNotAllowed
+	}
 	if _, ok := ss.bind(cl, IdentityRecord{Identity: u.Name, Grants: u.Grants, Admin: u.Admin}); !ok {
 		return packets.ErrNotAuthorized, u.Name, ErrSessionTakeover
 	}
