@@ -251,3 +251,48 @@ func TestReauthRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestTopicAliasPublish: mochi checks the ACL before resolving an inbound
+// topic alias; the hook resolves it first, so alias-only publishes within
+// the grants pass and an alias set on a refused publish stays refused.
+func TestTopicAliasPublish(t *testing.T) {
+	t.Parallel()
+	f := newTokenFixture(t, time.Second)
+	watcher := f.connectV5(t, "watcher", "watcher", auth.Grants{Sub: []string{"#"}})
+	watcher.subscribe("#")
+	rc := f.connectV5(t, "alice", "alias", auth.Grants{Pub: []string{"ok/#"}})
+	publish := func(topic string, alias uint16) byte {
+		t.Helper()
+		rc.pid++
+		rc.send(packets.Packet{
+			FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1},
+			TopicName:   topic, PacketID: rc.pid, Payload: []byte("x"),
+			Properties: packets.Properties{TopicAlias: alias, TopicAliasFlag: true},
+		})
+		for {
+			pk := rc.read()
+			if pk.FixedHeader.Type == packets.Puback && pk.PacketID == rc.pid {
+				return pk.ReasonCode
+			}
+		}
+	}
+	steps := []struct {
+		topic string
+		alias uint16
+		want  byte
+	}{
+		{"ok/a", 1, 0},     // sets alias 1
+		{"", 1, 0},         // alias only: ok/a
+		{"bad/b", 2, 0x87}, // refused, alias 2 never set
+		{"", 2, 0x87},      // alias only: nothing behind it
+		{"ok/done", 3, 0},
+	}
+	for i, s := range steps {
+		if got := publish(s.topic, s.alias); got != s.want {
+			t.Fatalf("step %d (%q alias %d): PUBACK 0x%02x, want 0x%02x", i, s.topic, s.alias, got, s.want)
+		}
+	}
+	if got := watcher.collectUntil("ok/done"); !slices.Equal(got, []string{"ok/a", "ok/a"}) {
+		t.Fatalf("watcher saw %v, want [ok/a ok/a]", got)
+	}
+}

@@ -83,7 +83,7 @@ func (h *TokenAuth) ID() string { return "courier-token-auth" }
 func (h *TokenAuth) Provides(b byte) bool {
 	return bytes.Contains([]byte{
 		mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck,
-		mqtt.OnDisconnect, mqtt.OnClientExpired, mqtt.OnAuthPacket,
+		mqtt.OnDisconnect, mqtt.OnClientExpired, mqtt.OnAuthPacket, mqtt.OnPacketRead,
 	}, []byte{b})
 }
 

@@ -60,7 +60,7 @@ func (h *UsersAuth) ID() string { return "courier-users-auth" }
 func (h *UsersAuth) Provides(b byte) bool {
 	return bytes.Contains([]byte{
 		mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck,
-		mqtt.OnDisconnect, mqtt.OnClientExpired,
+		mqtt.OnDisconnect, mqtt.OnClientExpired, mqtt.OnPacketRead,
 	}, []byte{b})
 }
 
