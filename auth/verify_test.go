@@ -206,11 +206,13 @@ func BenchmarkVerify(b *testing.B) {
 			tok := mustSign(b, ks, testClaims())
 			v := NewVerifier(ks.Public(), VerifierOptions{})
 			b.ReportAllocs()
+			cpu := processCPU()
 			for b.Loop() {
 				if _, err := v.Verify(tok, t0); err != nil {
 					b.Fatal(err)
 				}
 			}
+			reportCPU(b, cpu)
 		})
 	}
 }
