@@ -169,7 +169,7 @@ func TestPublishDenied(t *testing.T) {
 func TestTokenExpiryDisconnects(t *testing.T) {
 	t.Parallel()
 	f := newTokenFixture(t, -1) // no leeway
-	short := func(c *auth.Claims) { c.ExpiresAt = time.Now().Add(2 * time.Second) }
+	short := func(c *auth.Claims) { c.ExpiresAt = time.Now().Add(3 * time.Second) }
 	for _, ver := range []byte{5, 4} {
 		t.Run("v"+string('0'+ver), func(t *testing.T) {
 			t.Parallel()
@@ -208,7 +208,7 @@ func (rc *rawClient) reauth(method, token string) packets.Packet {
 func TestReauthExtendsSession(t *testing.T) {
 	t.Parallel()
 	f := newTokenFixture(t, -1)
-	exp := time.Now().Add(2 * time.Second)
+	exp := time.Now().Add(3 * time.Second)
 	short := func(c *auth.Claims) { c.ExpiresAt = exp }
 	rc := dialRaw(t, f.srv.TCPAddr, 5)
 	if ack := rc.connect(connectOpts{clientID: "re", password: f.mint(t, "alice", "re", auth.Grants{Pub: []string{"old"}}, short), clean: true}); ack.ReasonCode != 0 {
