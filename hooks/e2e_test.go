@@ -173,6 +173,21 @@ func TestSuccessPathV5(t *testing.T) {
 	if err == nil || pr == nil || pr.ReasonCode != 0x87 {
 		t.Fatalf("publish outside grant: %v %+v", err, pr)
 	}
+
+	// Before the token expires the client fetches a fresh one for the same
+	// client id and re-authenticates in band.
+	code, fresh, _ := l.token(t, appKey, tr.ClientID)
+	if code != http.StatusOK || fresh.Password == tr.Password {
+		t.Fatalf("fresh token: %d", code)
+	}
+	ar, err := c.Authenticate(ctx, &paho.Auth{ReasonCode: 0x19, Properties: &paho.AuthProperties{
+		AuthMethod: hooks.AuthMethod, AuthData: []byte(fresh.Password)}})
+	if err != nil || ar == nil || !ar.Success {
+		t.Fatalf("re-authenticate: %v %+v", err, ar)
+	}
+	if _, err := c.Publish(ctx, &paho.Publish{Topic: "chat/app", QoS: 1, Payload: []byte("after")}); err != nil {
+		t.Fatalf("publish after re-auth: %v", err)
+	}
 }
 
 // TestSuccessPathV311: the same loop with paho.mqtt.golang (MQTT 3.1.1),
