@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/courier-mqtt/courier/auth"
@@ -125,4 +126,29 @@ func connectFrame(b *testing.B, cid string, pass []byte) []byte {
 		b.Fatal(err)
 	}
 	return buf.Bytes()
+}
+
+// BenchmarkACLDeliver is the per-message, per-subscriber read check mochi
+// makes on every delivery (OnACLCheck with write=false).
+func BenchmarkACLDeliver(b *testing.B) {
+	key, _ := auth.GenerateEd25519Key("k1")
+	ks, _ := auth.NewKeySet("k1", key)
+	h, err := hooks.NewTokenAuth(hooks.TokenAuthOptions{Verifier: auth.NewVerifier(ks.Public(), auth.VerifierOptions{})})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer h.Stop()
+	cl := mqtt.New(&mqtt.Options{}).NewClient(nil, "tcp", "dev-1", false)
+	now := time.Now()
+	tok, _ := ks.Sign(&auth.Claims{Subject: "alice", ClientID: "dev-1", IssuedAt: now, ExpiresAt: now.Add(time.Hour),
+		Perms: auth.Grants{Sub: []string{"devices/%c/in/#", "chat/+", "news/+/today", "alerts"}}})
+	if err := h.OnConnect(cl, packets.Packet{Connect: packets.ConnectParams{ClientIdentifier: "dev-1", Password: []byte(tok)}}); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if !h.OnACLCheck(cl, "devices/dev-1/in/cmd/reboot", false) {
+			b.Fatal("denied")
+		}
+	}
 }
