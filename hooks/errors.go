@@ -24,7 +24,8 @@ var (
 	// grants (CONNACK 0x87). mochi publishes Wills without an ACL check.
 	ErrWillNotAllowed = errors.New("hooks: will topic not allowed")
 	// ErrReauthMethod: an AUTH packet without reason 0x19 and method
-	// AuthMethod (DISCONNECT 0x8C).
+	// AuthMethod (DISCONNECT 0x8C), or a CONNECT naming another
+	// authentication method (CONNACK 0x8C).
 	ErrReauthMethod = errors.New("hooks: re-authentication needs method " + AuthMethod)
 	// ErrReauthIdentity: a re-authentication token for another identity or
 	// client id (DISCONNECT 0x87).

@@ -296,3 +296,35 @@ func TestTopicAliasPublish(t *testing.T) {
 		t.Fatalf("watcher saw %v, want [ok/a ok/a]", got)
 	}
 }
+
+// TestEnhancedAuthConnect: a CONNECT may carry the token as Authentication
+// Data with method AuthMethod (then re-authentication is spec-conformant
+// [MQTT-4.12.1-1]); the CONNACK names the method [MQTT-4.12.0-5]. Another
+// method is refused with 0x8C.
+func TestEnhancedAuthConnect(t *testing.T) {
+	t.Parallel()
+	f := newTokenFixture(t, time.Second)
+	rc := dialRaw(t, f.srv.TCPAddr, 5)
+	ack := rc.connect(connectOpts{clientID: "ea", clean: true, authMethod: hooks.AuthMethod,
+		authData: f.mint(t, "alice", "ea", auth.Grants{Pub: []string{"x"}})})
+	if ack.ReasonCode != 0 || ack.Properties.AuthenticationMethod != hooks.AuthMethod {
+		t.Fatalf("CONNACK 0x%02x method %q", ack.ReasonCode, ack.Properties.AuthenticationMethod)
+	}
+	if resp := rc.reauth(hooks.AuthMethod, f.mint(t, "alice", "ea", auth.Grants{})); resp.FixedHeader.Type != packets.Auth || resp.ReasonCode != 0 {
+		t.Fatalf("re-auth: %s 0x%02x", packets.PacketNames[resp.FixedHeader.Type], resp.ReasonCode)
+	}
+
+	other := dialRaw(t, f.srv.TCPAddr, 5)
+	ack = other.connect(connectOpts{clientID: "eb", clean: true, authMethod: "SCRAM-SHA-256", authData: "x"})
+	if ack.ReasonCode != 0x8C {
+		t.Fatalf("unknown method: CONNACK 0x%02x, want 0x8C", ack.ReasonCode)
+	}
+	other.expectClosed()
+
+	// A plain password CONNACK carries no method.
+	plain := dialRaw(t, f.srv.TCPAddr, 5)
+	ack = plain.connect(connectOpts{clientID: "ec", clean: true, password: f.mint(t, "alice", "ec", auth.Grants{})})
+	if ack.ReasonCode != 0 || ack.Properties.AuthenticationMethod != "" {
+		t.Fatalf("plain CONNACK 0x%02x method %q", ack.ReasonCode, ack.Properties.AuthenticationMethod)
+	}
+}

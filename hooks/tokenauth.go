@@ -37,7 +37,9 @@ type TokenAuthOptions struct {
 // (the password) and authorizes publish, subscribe and delivery from the
 // token's claims.
 //
-//   - CONNECT: the token must verify, its cid must equal the CONNECT client id,
+//   - CONNECT: the token is the password (or, for MQTT 5 enhanced
+//     authentication with method AuthMethod, the Authentication Data; the
+//     CONNACK then names the method; another method gets 0x8C). It must verify, its cid must equal the CONNECT client id,
 //     a non-empty username must equal its sub, and the client id must not be
 //     bound to another identity (no session takeover across identities).
 //     Refusals answer CONNACK 0x86 (bad credentials: malformed, forged, unknown
@@ -84,6 +86,7 @@ func (h *TokenAuth) Provides(b byte) bool {
 	return bytes.Contains([]byte{
 		mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck,
 		mqtt.OnDisconnect, mqtt.OnClientExpired, mqtt.OnAuthPacket, mqtt.OnPacketRead,
+		mqtt.OnPacketEncode,
 	}, []byte{b})
 }
 
@@ -96,11 +99,17 @@ func (h *TokenAuth) Stop() error {
 // OnConnect verifies the token and binds the client id, or sends the refusing
 // CONNACK itself (mochi alone would always send 0x86) and returns an error.
 func (h *TokenAuth) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
-	if h.users != nil && !looksLikeJWT(pk.Connect.Password) {
+	token := pk.Connect.Password
+	switch m := pk.Properties.AuthenticationMethod; {
+	case m == AuthMethod && len(token) == 0:
+		token = pk.Properties.AuthenticationData // MQTT 5 enhanced auth, one step
+	case m != "" && m != AuthMethod:
+		return h.refuse(cl, "", packets.ErrBadAuthenticationMethod, ErrReauthMethod)
+	case m == "" && h.users != nil && !looksLikeJWT(token):
 		return h.connectUser(cl, pk)
 	}
 	now := time.Now()
-	claims, err := h.v.Verify(string(pk.Connect.Password), now)
+	claims, err := h.v.Verify(string(token), now)
 	if err != nil {
 		return h.refuse(cl, "", packets.ErrBadUsernameOrPassword, err)
 	}
@@ -188,6 +197,16 @@ func (h *TokenAuth) expire(s *session, cl *mqtt.Client, deadline time.Time) {
 			Reason: packets.ErrMaxConnectTime.Code, Err: auth.ErrTokenExpired})
 	}
 	disconnect(cl, packets.ErrMaxConnectTime)
+}
+
+// OnPacketEncode adds the Authentication Method to a successful CONNACK for
+// a client that named it in CONNECT. [MQTT-4.12.0-5]
+func (h *TokenAuth) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	if pk.FixedHeader.Type == packets.Connack && pk.ReasonCode == packets.CodeSuccess.Code &&
+		cl.Properties.Props.AuthenticationMethod == AuthMethod {
+		pk.Properties.AuthenticationMethod = AuthMethod
+	}
+	return pk
 }
 
 // OnConnectAuthenticate accepts exactly the connections OnConnect bound.
