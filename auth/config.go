@@ -208,31 +208,43 @@ func (c Config) NewVerifier() (*Verifier, error) {
 }
 
 // NewTokenAPI loads the keys and API keys file and returns the token API
-// handler. unmarshal decodes the API keys file (nil: JSON).
+// handler. unmarshal decodes the API keys file (nil: JSON). To add hooks
+// (OnResult, ClientAddr), use TokenAPIOptions and NewTokenAPI instead.
 func (c Config) NewTokenAPI(unmarshal Unmarshal, logger *slog.Logger) (*TokenAPI, error) {
-	ks, err := c.LoadKeySet()
+	opts, err := c.TokenAPIOptions(unmarshal)
 	if err != nil {
 		return nil, err
+	}
+	opts.Logger = logger
+	return NewTokenAPI(opts)
+}
+
+// TokenAPIOptions loads the keys and API keys file and returns the token
+// API options the config describes, for the caller to complete (Logger,
+// OnResult, ClientAddr) and pass to NewTokenAPI.
+func (c Config) TokenAPIOptions(unmarshal Unmarshal) (TokenAPIOptions, error) {
+	ks, err := c.LoadKeySet()
+	if err != nil {
+		return TokenAPIOptions{}, err
 	}
 	iss, err := NewIssuer(IssuerOptions{Keys: ks, Host: c.BrokerHost, Port: c.BrokerPort})
 	if err != nil {
-		return nil, err
+		return TokenAPIOptions{}, err
 	}
 	if c.APIKeysFile == "" {
-		return nil, fmt.Errorf("%w: api_keys_file is required for the token API", ErrInvalidConfig)
+		return TokenAPIOptions{}, fmt.Errorf("%w: api_keys_file is required for the token API", ErrInvalidConfig)
 	}
 	authn, err := LoadAPIKeys(c.APIKeysFile, unmarshal)
 	if err != nil {
-		return nil, err
+		return TokenAPIOptions{}, err
 	}
-	return NewTokenAPI(TokenAPIOptions{
+	return TokenAPIOptions{
 		Authenticator: authn,
 		Issuer:        iss,
 		Policies:      c.Policies,
 		PerIdentity:   c.RateLimits.PerIdentity,
 		PerAddress:    c.RateLimits.PerAddress,
-		Logger:        logger,
-	})
+	}, nil
 }
 
 // LoadUsers reads the users file (nil unmarshal: JSON).
