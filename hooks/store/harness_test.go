@@ -33,8 +33,29 @@ type testBroker struct {
 type brokerCfg struct {
 	noFixes bool
 	noStore bool
-	caps    func(*mqtt.Capabilities)
-	opts    Options
+	caps     func(*mqtt.Capabilities)
+	opts     Options
+	fixClock func() time.Time
+	hooks    []mqtt.Hook
+}
+
+// expiryWatcher is a hook that reports expired clients on a channel.
+type expiryWatcher struct {
+	mqtt.HookBase
+	expired chan string
+}
+
+func newExpiryWatcher() *expiryWatcher { return &expiryWatcher{expired: make(chan string, 16)} }
+
+func (w *expiryWatcher) ID() string { return "test-expiry-watcher" }
+
+func (w *expiryWatcher) Provides(b byte) bool { return b == mqtt.OnClientExpired }
+
+func (w *expiryWatcher) OnClientExpired(cl *mqtt.Client) {
+	select {
+	case w.expired <- cl.ID:
+	default:
+	}
 }
 
 func startBroker(t testing.TB, dir string, mods ...func(*brokerCfg)) *testBroker {
@@ -57,8 +78,13 @@ func startBroker(t testing.TB, dir string, mods ...func(*brokerCfg)) *testBroker
 		t.Fatal(err)
 	}
 	if !c.noFixes {
-		b.fx = NewFixes(srv)
+		b.fx = NewFixes(srv, WithFixesClock(c.fixClock))
 		if err := srv.AddHook(b.fx, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, h := range c.hooks {
+		if err := srv.AddHook(h, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
