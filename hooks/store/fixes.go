@@ -292,7 +292,8 @@ func (f *Fixes) OnSubscribe(_ *mqtt.Client, pk packets.Packet) packets.Packet {
 }
 
 // OnSelectSubscribers picks one member per shared group: round-robin over
-// connected members, or over all members when none is connected. A choice
+// connected members; when none is connected, over offline members whose
+// session outlives the connection; failing that, over all members. A choice
 // made earlier by the store (which writes messages ahead) is reused.
 func (f *Fixes) OnSelectSubscribers(subs *mqtt.Subscribers, pk packets.Packet) *mqtt.Subscribers {
 	if seq, ok := packetTag(pk); ok {
@@ -332,17 +333,25 @@ func (f *Fixes) selectShared(subs *mqtt.Subscribers) {
 	for _, g := range groups {
 		members := subs.Shared[g]
 		ids := make([]string, 0, len(members))
-		var online []string
+		var online, kept []string
 		for id := range members {
 			ids = append(ids, id)
 		}
 		sort.Strings(ids)
 		for _, id := range ids {
-			if cl, ok := f.server.Clients.Get(id); ok && !cl.Closed() {
+			cl, ok := f.server.Clients.Get(id)
+			switch {
+			case !ok:
+			case !cl.Closed():
 				online = append(online, id)
+			case persistent(cl):
+				kept = append(kept, id) // offline, but its session queues messages
 			}
 		}
 		pool := online
+		if len(pool) == 0 {
+			pool = kept
+		}
 		if len(pool) == 0 {
 			pool = ids
 		}

@@ -31,25 +31,93 @@ type testBroker struct {
 }
 
 type brokerCfg struct {
-	noFixes bool
-	noStore bool
+	noFixes  bool
+	noStore  bool
 	caps     func(*mqtt.Capabilities)
 	opts     Options
 	fixClock func() time.Time
 	hooks    []mqtt.Hook
 }
 
-// expiryWatcher is a hook that reports expired clients on a channel.
+// expiryWatcher is a hook that reports expired and disconnected clients on
+// channels.
 type expiryWatcher struct {
 	mqtt.HookBase
-	expired chan string
+	expired      chan string
+	disconnected chan string
+	completed    chan string
 }
 
-func newExpiryWatcher() *expiryWatcher { return &expiryWatcher{expired: make(chan string, 16)} }
+func newExpiryWatcher() *expiryWatcher {
+	return &expiryWatcher{expired: make(chan string, 16), disconnected: make(chan string, 64), completed: make(chan string, 1<<14)}
+}
 
 func (w *expiryWatcher) ID() string { return "test-expiry-watcher" }
 
-func (w *expiryWatcher) Provides(b byte) bool { return b == mqtt.OnClientExpired }
+func (w *expiryWatcher) Provides(b byte) bool {
+	return b == mqtt.OnClientExpired || b == mqtt.OnDisconnect || b == mqtt.OnQosComplete
+}
+
+// OnQosComplete reports outbound flows a client has finished.
+func (w *expiryWatcher) OnQosComplete(cl *mqtt.Client, pk packets.Packet) {
+	if pk.FixedHeader.Type == packets.Puback && pk.Created != 0 {
+		return // mochi's own inbound QoS 1 ack, not a client's PUBACK
+	}
+	if pk.FixedHeader.Type == packets.Pubrel {
+		return // inbound QoS 2
+	}
+	select {
+	case w.completed <- cl.ID:
+	default:
+	}
+}
+
+// waitCompleted waits until the broker has seen n outbound QoS 1/2 flows to
+// id complete.
+func (w *expiryWatcher) waitCompleted(t testing.TB, id string, n int) {
+	t.Helper()
+	deadline := time.After(waitFor)
+	for n > 0 {
+		select {
+		case got := <-w.completed:
+			if got == id {
+				n--
+			}
+		case <-deadline:
+			t.Fatalf("%d flows to %s not completed", n, id)
+		}
+	}
+}
+
+// OnDisconnect runs after mochi has finished with the connection except for
+// the clean-session cleanup, which follows it on the same goroutine.
+func (w *expiryWatcher) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
+	if cl.Net.Conn == nil {
+		return
+	}
+	select {
+	case w.disconnected <- cl.ID:
+	default:
+	}
+}
+
+// waitDisconnected waits until the broker has seen ids disconnect.
+func (w *expiryWatcher) waitDisconnected(t testing.TB, ids ...string) {
+	t.Helper()
+	want := map[string]bool{}
+	for _, id := range ids {
+		want[id] = true
+	}
+	deadline := time.After(waitFor)
+	for len(want) > 0 {
+		select {
+		case id := <-w.disconnected:
+			delete(want, id)
+		case <-deadline:
+			t.Fatalf("clients %v did not disconnect", want)
+		}
+	}
+}
 
 func (w *expiryWatcher) OnClientExpired(cl *mqtt.Client) {
 	select {
@@ -83,11 +151,6 @@ func startBroker(t testing.TB, dir string, mods ...func(*brokerCfg)) *testBroker
 			t.Fatal(err)
 		}
 	}
-	for _, h := range c.hooks {
-		if err := srv.AddHook(h, nil); err != nil {
-			t.Fatal(err)
-		}
-	}
 	if !c.noStore {
 		st, err := Open(dir, c.opts)
 		if err != nil {
@@ -95,6 +158,12 @@ func startBroker(t testing.TB, dir string, mods ...func(*brokerCfg)) *testBroker
 		}
 		b.st = st
 		if err := srv.AddHook(st, Config{Server: srv, Fixes: b.fx}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Extra hooks run after the store, so what they report has reached it.
+	for _, h := range c.hooks {
+		if err := srv.AddHook(h, nil); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -337,7 +337,10 @@ func (st *Store) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Pack
 		return pk
 	}
 	if err := st.waitDurable(); err != nil {
-		st.log.Warn("ack sent before its writes were durable", "client_id", cl.ID, "err", err)
+		// The promise behind this packet cannot be kept: drop the connection
+		// so it is never sent (the client resends after reconnecting).
+		st.log.Warn("store write failed, dropping connection", "client_id", cl.ID, "err", err)
+		cl.Stop(err)
 	}
 	return pk
 }

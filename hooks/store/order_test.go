@@ -12,7 +12,8 @@ import (
 // messages queued within one second, after a reconnect and after a restart.
 func TestQueuedMessagesArriveInPublishOrder(t *testing.T) {
 	dir := t.TempDir()
-	b := startBroker(t, dir)
+	w := newExpiryWatcher()
+	b := startBroker(t, dir, func(c *brokerCfg) { c.hooks = append(c.hooks, w) })
 
 	sub, _ := dial(t, b.addr, "sub", connOpt{expiry: 300})
 	if rc := sub.subscribe(1, packets.Subscription{Filter: "order/#", Qos: 2}); rc[0] != 2 {
@@ -35,6 +36,7 @@ func TestQueuedMessagesArriveInPublishOrder(t *testing.T) {
 	if got := sub.receive(n); !slices.Equal(got, want) {
 		t.Fatalf("after reconnect, order:\n got %v\nwant %v", got, want)
 	}
+	w.waitCompleted(t, "sub", n) // every PUBACK / PUBCOMP processed
 	sub.disconnect()
 
 	// Queue more, restart the broker on the same directory, reconnect.

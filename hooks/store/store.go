@@ -224,7 +224,8 @@ func (st *Store) waitDurable() error {
 	for st.committed < t && !st.closed {
 		st.cond.Wait()
 	}
-	if st.committed < t {
+	if st.closed {
+		// Writes queued after Close were dropped: nothing is durable now.
 		return ErrClosed
 	}
 	return st.commitErr
