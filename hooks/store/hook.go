@@ -79,6 +79,20 @@ func persistent(cl *mqtt.Client) bool {
 
 func (st *Store) now() int64 { return st.opts.Now().Unix() }
 
+// enqueueFor queues writes that an acknowledgement to cl will promise.
+func (st *Store) enqueueFor(cl *mqtt.Client, ops ...op) {
+	t := st.enqueue(ops...)
+	if cl == nil || cl.Net.Inline {
+		return
+	}
+	st.idx.Lock()
+	if t == 0 {
+		t = ^uint64(0) // closed: the acknowledgement must fail
+	}
+	st.owed[cl] = t
+	st.idx.Unlock()
+}
+
 // OnSessionEstablish wipes what is stored for a client that connects with a
 // clean start, before mochi resolves its session.
 func (st *Store) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
@@ -132,6 +146,9 @@ func (st *Store) putSession(cl *mqtt.Client, disconnected int64) {
 // connection) and taken-over connections are ignored: mochi calls this hook
 // for every session it restores, and for the old connection of a takeover.
 func (st *Store) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
+	st.idx.Lock()
+	delete(st.owed, cl)
+	st.idx.Unlock()
 	if cl.Net.Conn == nil || cl.Net.Inline || cl.IsTakenOver() {
 		return
 	}
@@ -165,7 +182,7 @@ func (st *Store) OnSubscribed(cl *mqtt.Client, pk packets.Packet, codes []byte) 
 		ops = append(ops, op{kind: opSet, key: subKey(cl.ID, f.Filter), val: r.encode()})
 	}
 	if len(ops) > 0 {
-		st.enqueue(ops...)
+		st.enqueueFor(cl, ops...)
 	}
 }
 
@@ -179,7 +196,7 @@ func (st *Store) OnUnsubscribed(cl *mqtt.Client, pk packets.Packet) {
 		ops = append(ops, op{kind: opDelete, key: subKey(cl.ID, f.Filter)})
 	}
 	if len(ops) > 0 {
-		st.enqueue(ops...)
+		st.enqueueFor(cl, ops...)
 	}
 }
 
@@ -241,7 +258,7 @@ func (st *Store) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, 
 	}
 	st.idx.Unlock()
 	if len(ops) > 0 {
-		st.enqueue(ops...)
+		st.enqueueFor(cl, ops...)
 	}
 	tagPacket(&pk, seq)
 	return pk, nil
@@ -336,7 +353,13 @@ func (st *Store) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Pack
 	default:
 		return pk
 	}
-	if err := st.waitDurable(); err != nil {
+	st.idx.Lock()
+	t, ok := st.owed[cl]
+	st.idx.Unlock()
+	if !ok {
+		return pk // this client never queued a write
+	}
+	if err := st.waitTicket(t); err != nil {
 		// The promise behind this packet cannot be kept: drop the connection
 		// so it is never sent (the client resends after reconnecting).
 		st.log.Warn("store write failed, dropping connection", "client_id", cl.ID, "err", err)
@@ -372,7 +395,7 @@ func (st *Store) OnQosPublish(cl *mqtt.Client, pk packets.Packet, _ int64, _ int
 			return
 		}
 		r := msgRec{Stage: stagePubrec, Qos: 2, PacketID: pid, Created: pk.Created, Expiry: pk.Expiry}
-		st.enqueue(op{kind: opSet, key: inboundKey(cid, pid), val: r.encode(kindInbound)})
+		st.enqueueFor(cl, op{kind: opSet, key: inboundKey(cid, pid), val: r.encode(kindInbound)})
 	case packets.Publish:
 		st.qosPublish(cl, pk)
 	}
@@ -415,7 +438,7 @@ func (st *Store) qosPublish(cl *mqtt.Client, pk packets.Packet) {
 	}
 	r := msgFromPacket(stagePublish, pk)
 	r.Dup = false
-	st.enqueue(op{kind: opSet, key: outboundKey(cid, seq), val: r.encode(kindOutbound)})
+	st.enqueueFor(cl, op{kind: opSet, key: outboundKey(cid, seq), val: r.encode(kindOutbound)})
 }
 
 // OnQosComplete removes a finished flow.
@@ -483,16 +506,16 @@ func (st *Store) forgetClient(cid string) {
 }
 
 // OnRetainMessage stores or clears a retained message.
-func (st *Store) OnRetainMessage(_ *mqtt.Client, pk packets.Packet, _ int64) {
+func (st *Store) OnRetainMessage(cl *mqtt.Client, pk packets.Packet, _ int64) {
 	if len(pk.Payload) == 0 {
-		st.enqueue(op{kind: opDelete, key: retainedKey(pk.TopicName)})
+		st.enqueueFor(cl, op{kind: opDelete, key: retainedKey(pk.TopicName)})
 		return
 	}
 	r := msgFromPacket(stageRetain, pk)
 	r.PacketID = 0
 	r.Dup = false
 	r.Retain = true
-	st.enqueue(op{kind: opSet, key: retainedKey(pk.TopicName), val: r.encode(kindRetained)})
+	st.enqueueFor(cl, op{kind: opSet, key: retainedKey(pk.TopicName), val: r.encode(kindRetained)})
 }
 
 // OnRetainedExpired removes an expired retained message.

@@ -54,6 +54,7 @@ type Store struct {
 	inQoS1      map[string]uint16            // client -> packet id of the inbound QoS 1 ack being completed
 	fanouts     map[uint64]*fanout           // seq -> write-ahead targets of a publish in progress
 	pubFans     map[*mqtt.Client][]uint64    // publisher -> seqs of its publishes in progress
+	owed        map[*mqtt.Client]uint64      // client -> ticket its next acknowledgement must wait for
 	restoredIDs map[string]bool
 
 	quarantined atomic.Int64
@@ -98,6 +99,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		inQoS1:  map[string]uint16{},
 		fanouts: map[uint64]*fanout{},
 		pubFans: map[*mqtt.Client][]uint64{},
+		owed:    map[*mqtt.Client]uint64{},
 	}
 	st.cond = sync.NewCond(&st.mu)
 	if err := st.checkSchema(); err != nil {
@@ -219,8 +221,16 @@ func (st *Store) enqueue(ops ...op) uint64 {
 // waitDurable blocks until every write queued so far is committed.
 func (st *Store) waitDurable() error {
 	st.mu.Lock()
-	defer st.mu.Unlock()
 	t := st.ticket
+	st.mu.Unlock()
+	return st.waitTicket(t)
+}
+
+// waitTicket blocks until the writes with ticket t (and all before) are
+// committed.
+func (st *Store) waitTicket(t uint64) error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
 	for st.committed < t && !st.closed {
 		st.cond.Wait()
 	}
@@ -270,49 +280,61 @@ func (st *Store) commitPending() {
 	}
 }
 
+// apply writes ops in order, in as few Badger transactions as their size
+// allows. A set and a later delete of the same key inside one transaction
+// leave only the delete.
 func (st *Store) apply(ops []op) error {
-	wb := st.db.NewWriteBatch()
-	n := 0
-	flush := func() error {
-		err := wb.Flush()
-		wb = st.db.NewWriteBatch()
-		n = 0
-		return err
-	}
 	var errs []error
+	txn := st.db.NewTransaction(true)
+	n := 0
+	commit := func() {
+		if n > 0 {
+			if err := txn.Commit(); err != nil {
+				errs = append(errs, err)
+			}
+		} else {
+			txn.Discard()
+		}
+		txn = st.db.NewTransaction(true)
+		n = 0
+	}
+	do := func(f func() error) {
+		err := f()
+		if errors.Is(err, badger.ErrTxnTooBig) {
+			commit()
+			err = f()
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
+		n++
+	}
 	for _, o := range ops {
 		switch o.kind {
 		case opSet:
-			if err := wb.Set(o.key, o.val); err != nil {
-				errs = append(errs, err)
-			}
+			do(func() error { return txn.Set(o.key, o.val) })
 		case opDelete:
-			if err := wb.Delete(o.key); err != nil {
-				errs = append(errs, err)
-			}
+			do(func() error { return txn.Delete(o.key) })
 		case opDeletePrefix:
-			if err := flush(); err != nil {
-				errs = append(errs, err)
-			}
+			commit()
 			keys, err := st.keysWithPrefix(o.key)
 			if err != nil {
 				errs = append(errs, err)
 			}
 			for _, k := range keys {
-				if err := wb.Delete(k); err != nil {
-					errs = append(errs, err)
-				}
+				do(func() error { return txn.Delete(k) })
 			}
 		}
-		n++
 		if n >= st.opts.MaxBatch {
-			if err := flush(); err != nil {
-				errs = append(errs, err)
-			}
+			commit()
 		}
 	}
-	if err := wb.Flush(); err != nil {
-		errs = append(errs, err)
+	if n > 0 {
+		if err := txn.Commit(); err != nil {
+			errs = append(errs, err)
+		}
+	} else {
+		txn.Discard()
 	}
 	return errors.Join(errs...)
 }
