@@ -359,7 +359,7 @@ func (st *Store) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Pack
 	if !ok {
 		return pk // this client never queued a write
 	}
-	if err := st.waitTicket(t); err != nil {
+	if err := st.waitDurable(t); err != nil {
 		// The promise behind this packet cannot be kept: drop the connection
 		// so it is never sent (the client resends after reconnecting).
 		st.log.Warn("store write failed, dropping connection", "client_id", cl.ID, "err", err)

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,7 +39,9 @@ type Store struct {
 	cond      *sync.Cond
 	pending   []op
 	ticket    uint64 // ticket of the last queued write
-	committed uint64 // ticket of the last written write
+	synced    uint64 // ticket of the last write fsynced in the WAL (SyncWrites)
+	committed uint64 // ticket of the last write applied to Badger
+	wal       *wal
 	closed    bool
 	commitErr error
 	kick      chan struct{}
@@ -84,7 +88,11 @@ type op struct {
 // version and starts the group committer and the value-log GC ticker.
 func Open(dir string, opts Options) (*Store, error) {
 	opts = opts.withDefaults()
-	db, err := badger.Open(opts.badger(dir))
+	walDir := filepath.Join(dir, "wal")
+	if err := os.MkdirAll(walDir, 0o700); err != nil {
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
+	db, err := badger.Open(opts.badger(filepath.Join(dir, "db")))
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
 	}
@@ -106,7 +114,12 @@ func Open(dir string, opts Options) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
 	}
+	if err := st.recoverWAL(walDir); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open store %s: replay wal: %w", dir, err)
+	}
 	if err := st.initSeq(); err != nil {
+		_ = st.wal.f.Close()
 		_ = db.Close()
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
 	}
@@ -114,6 +127,36 @@ func Open(dir string, opts Options) (*Store, error) {
 	go st.commitLoop()
 	go st.gcLoop()
 	return st, nil
+}
+
+// recoverWAL applies what a crash left in the WAL to Badger, removes the
+// old segments and starts a new one.
+func (st *Store) recoverWAL(dir string) error {
+	n := 0
+	nums, err := replayWAL(dir, func(ops []op) error {
+		n += len(ops)
+		return st.apply(ops)
+	})
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		st.log.Info("wal replayed", "writes", n, "segments", len(nums))
+	}
+	next := uint64(1)
+	if len(nums) > 0 {
+		next = nums[len(nums)-1] + 1
+	}
+	st.wal = &wal{dir: dir}
+	if err := st.wal.openSegment(next); err != nil {
+		return err
+	}
+	for _, num := range nums {
+		if err := os.Remove(segPath(dir, num)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // checkSchema writes the schema version into an empty database, accepts the
@@ -182,13 +225,25 @@ func (st *Store) Close() error {
 		st.mu.Lock()
 		st.cond.Broadcast()
 		st.mu.Unlock()
-		st.closeErr = st.db.Close()
+		var errs []error
+		if err := st.wal.f.Close(); err != nil {
+			errs = append(errs, err)
+		}
+		if !st.abort.Load() && st.commitErr == nil { // everything is in Badger
+			if err := os.Remove(segPath(st.wal.dir, st.wal.num)); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if err := st.db.Close(); err != nil {
+			errs = append(errs, err)
+		}
+		st.closeErr = errors.Join(errs...)
 	})
 	return st.closeErr
 }
 
-// Abort closes the database without writing what is still queued, as a
-// process crash would leave it. It exists for crash tests; use Close
+// Abort closes the database without applying what is still queued to
+// Badger, as a process crash would leave it: the next Open replays the WAL. It exists for crash tests; use Close
 // otherwise. Safe to combine with Close.
 func (st *Store) Abort() error {
 	st.abort.Store(true)
@@ -207,6 +262,11 @@ func (st *Store) enqueue(ops ...op) uint64 {
 		st.log.Debug("store closed, write dropped")
 		return 0
 	}
+	if err := st.wal.append(ops); err != nil {
+		st.mu.Unlock()
+		st.log.Error("wal write failed", "err", err)
+		return 0
+	}
 	st.pending = append(st.pending, ops...)
 	st.ticket++
 	t := st.ticket
@@ -218,24 +278,37 @@ func (st *Store) enqueue(ops ...op) uint64 {
 	return t
 }
 
-// waitDurable blocks until every write queued so far is committed.
-func (st *Store) waitDurable() error {
-	st.mu.Lock()
-	t := st.ticket
-	st.mu.Unlock()
-	return st.waitTicket(t)
-}
-
-// waitTicket blocks until the writes with ticket t (and all before) are
-// committed.
-func (st *Store) waitTicket(t uint64) error {
+// waitDurable blocks until the writes with ticket t survive a process crash
+// (always true once queued: they are in the WAL) or, with SyncWrites, a power
+// loss (the committer has fsynced the WAL). Ticket ^0 marks writes dropped
+// because the store was closed.
+func (st *Store) waitDurable(t uint64) error {
+	if t == ^uint64(0) {
+		return ErrClosed
+	}
+	if !st.opts.SyncWrites {
+		return nil
+	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	for st.synced < t && !st.closed {
+		st.cond.Wait()
+	}
+	if st.synced < t {
+		return ErrClosed
+	}
+	return nil
+}
+
+// waitApplied blocks until every write queued so far is in Badger.
+func (st *Store) waitApplied() error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	t := st.ticket
 	for st.committed < t && !st.closed {
 		st.cond.Wait()
 	}
 	if st.closed {
-		// Writes queued after Close were dropped: nothing is durable now.
 		return ErrClosed
 	}
 	return st.commitErr
@@ -256,21 +329,57 @@ func (st *Store) commitLoop() {
 	}
 }
 
-// commitPending writes everything queued as one group commit and releases
-// the waiters.
+// walSegmentSize is the size after which the WAL moves to a new segment.
+const walSegmentSize = 8 << 20
+
+// commitPending applies everything queued to Badger as one group and
+// releases the waiters; with SyncWrites it first fsyncs the WAL.
 func (st *Store) commitPending() {
 	for {
 		st.mu.Lock()
 		ops := st.pending
 		st.pending = nil
 		t := st.ticket
+		var old *os.File
+		oldNum := st.wal.num
+		if len(ops) > 0 && st.wal.size > walSegmentSize {
+			old = st.wal.f
+			if err := st.wal.openSegment(oldNum + 1); err != nil {
+				st.log.Error("wal rotation failed", "err", err)
+				st.wal.f, st.wal.num = old, oldNum
+				old = nil
+			}
+		}
+		cur := st.wal.f
 		st.mu.Unlock()
 		if len(ops) == 0 {
 			return
 		}
+		if st.opts.SyncWrites {
+			f := cur
+			if old != nil {
+				f = old
+			}
+			if err := f.Sync(); err != nil {
+				st.log.Error("wal sync failed", "err", err)
+			} else {
+				st.mu.Lock()
+				st.synced = t
+				st.cond.Broadcast()
+				st.mu.Unlock()
+			}
+		}
 		err := st.apply(ops)
 		if err != nil {
 			st.log.Error("store commit failed", "err", err, "writes", len(ops))
+		}
+		if old != nil {
+			_ = old.Close()
+			if err == nil {
+				if rerr := os.Remove(segPath(st.wal.dir, oldNum)); rerr != nil {
+					st.log.Warn("wal segment not removed", "err", rerr)
+				}
+			}
 		}
 		st.mu.Lock()
 		st.committed = t
@@ -386,8 +495,8 @@ func (st *Store) runGC() {
 // Size reports Badger's LSM and value-log sizes in bytes.
 func (st *Store) Size() (lsm, vlog int64) { return st.db.Size() }
 
-// Sync forces queued writes into Badger and waits for them (tests, tools).
-func (st *Store) Sync() error { return st.waitDurable() }
+// Sync waits until every queued write is applied to Badger (tests, tools).
+func (st *Store) Sync() error { return st.waitApplied() }
 
 // deleteClientOps returns the writes that remove everything stored for a
 // client except, when keepSession, its session record.
