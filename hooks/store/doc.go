@@ -29,13 +29,29 @@
 //
 // # Durability
 //
-// A QoS 1/2 PUBLISH is written ahead: in OnPublish the store computes the
-// persistent subscribers of the message and queues one record per
-// subscriber, and the PUBACK/PUBREC to the publisher is held in
-// OnPacketEncode until a group commit has written them (mochi itself sends
-// the ack before any per-subscriber record reaches a hook). SUBACK, CONNACK,
-// PUBCOMP and outgoing QoS 2 PUBLISH packets wait the same way. With
-// Options.SyncWrites false (the default) an acknowledged message survives a
-// process crash; with SyncWrites true it also survives a power loss, at a
-// higher cost per commit.
+// mochi sends PUBACK/PUBREC to a publisher before any per-subscriber record
+// reaches a hook. The store closes that window by writing ahead: in
+// OnPublish it computes the persistent subscribers of a QoS 1/2 message
+// (taking the shared-subscription choice from Fixes) and queues one record
+// per subscriber. Queuing appends the writes to the store's own write-ahead
+// log (dir/wal) with one write(2) on the publisher's goroutine, before mochi
+// encodes the acknowledgement; a committer goroutine applies the log to
+// Badger (dir/db) in batches (group commit) and deletes log segments once
+// applied. Open replays what a crash left in the log.
+//
+// With Options.SyncWrites false (the default) an acknowledged message
+// survives a process crash (it is in the kernel's page cache) but not a
+// power loss, and acknowledgements never wait. With SyncWrites true the
+// committer fsyncs the log before releasing the acknowledgements that depend
+// on it (PUBACK, PUBREC, SUBACK, UNSUBACK, a first QoS 2 PUBLISH to a
+// persistent subscriber), so a power loss loses nothing acknowledged either,
+// at the price of one fsync per group.
+//
+// # Layout on disk
+//
+// Keys start with a kind byte; client ids are length-prefixed, so no client
+// id or topic can make two keys collide (see keys.go). Values carry a format
+// version and their kind. A schema version key lets Open refuse data written
+// by a newer layout. A record that does not decode is logged (never its
+// content), moved under the quarantine prefix and skipped.
 package store

@@ -47,6 +47,7 @@ type Store struct {
 	kick      chan struct{}
 	quit      chan struct{}
 	abort     atomic.Bool
+	failed    atomic.Bool // an apply to Badger failed: keep the WAL for the next Open
 	wg        sync.WaitGroup
 	closeOnce sync.Once
 	closeErr  error
@@ -229,7 +230,7 @@ func (st *Store) Close() error {
 		if err := st.wal.f.Close(); err != nil {
 			errs = append(errs, err)
 		}
-		if !st.abort.Load() && st.commitErr == nil { // everything is in Badger
+		if !st.abort.Load() && !st.failed.Load() { // everything is in Badger
 			if err := os.Remove(segPath(st.wal.dir, st.wal.num)); err != nil {
 				errs = append(errs, err)
 			}
@@ -371,11 +372,12 @@ func (st *Store) commitPending() {
 		}
 		err := st.apply(ops)
 		if err != nil {
+			st.failed.Store(true)
 			st.log.Error("store commit failed", "err", err, "writes", len(ops))
 		}
 		if old != nil {
 			_ = old.Close()
-			if err == nil {
+			if !st.failed.Load() {
 				if rerr := os.Remove(segPath(st.wal.dir, oldNum)); rerr != nil {
 					st.log.Warn("wal segment not removed", "err", rerr)
 				}
