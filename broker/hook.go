@@ -136,12 +136,12 @@ func (h *coreHook) OnUnsubscribed(cl *mqtt.Client, pk packets.Packet) {
 }
 
 func (h *coreHook) OnPublished(cl *mqtt.Client, pk packets.Packet) {
-	h.b.metrics.messagesIn[pk.FixedHeader.Qos&3].Inc()
+	h.b.metrics.messagesIn[min(pk.FixedHeader.Qos, 2)].Inc()
 }
 
 func (h *coreHook) OnPacketSent(cl *mqtt.Client, pk packets.Packet, b []byte) {
 	if pk.FixedHeader.Type == packets.Publish {
-		h.b.metrics.messagesOut[pk.FixedHeader.Qos&3].Inc()
+		h.b.metrics.messagesOut[min(pk.FixedHeader.Qos, 2)].Inc()
 	}
 }
 

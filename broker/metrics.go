@@ -15,8 +15,8 @@ type metrics struct {
 	reg           *prometheus.Registry
 	connects      prometheus.Counter
 	disconnects   *prometheus.CounterVec
-	messagesIn    [4]prometheus.Counter
-	messagesOut   [4]prometheus.Counter
+	messagesIn    [3]prometheus.Counter // by QoS 0..2
+	messagesOut   [3]prometheus.Counter
 	dropped       *prometheus.CounterVec
 	expired       prometheus.Counter
 	authDenied    *prometheus.CounterVec
@@ -41,7 +41,7 @@ func newMetrics(info func() *system.Info) *metrics {
 	out := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "courier_messages_sent_total", Help: "PUBLISH packets sent to clients, by QoS.",
 	}, []string{"qos"})
-	for q := range 4 {
+	for q := range 3 {
 		m.messagesIn[q] = in.WithLabelValues(strconv.Itoa(q))
 		m.messagesOut[q] = out.WithLabelValues(strconv.Itoa(q))
 	}
