@@ -148,37 +148,56 @@ func TestWatchdogDetectsBlackHoledBroker(t *testing.T) {
 }
 
 func TestPersistentSessionDeliversToHandlerRegisteredBeforeStart(t *testing.T) {
-	srv := brokertest.Start(t, brokertest.WithoutStore())
-	first := startClient(t, srv, client.WithClientID("device-1"), client.WithSessionExpiry(time.Minute))
-	if err := first.Subscribe(ctxT(t), "cmd/device-1", nil, client.QOSOne); err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name    string
+		restart bool // restart the broker (with its durable store) while the device is away
+	}{
+		{"broker keeps running", false},
+		{"broker restarts from its store", true},
 	}
-	first.Stop()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			opts := []brokertest.Option{brokertest.WithoutStore()}
+			if tt.restart {
+				opts = nil // brokertest's default store in t.TempDir()
+			}
+			srv := brokertest.Start(t, opts...)
+			first := startClient(t, srv, client.WithClientID("device-1"), client.WithSessionExpiry(time.Minute))
+			if err := first.Subscribe(ctxT(t), "cmd/device-1", nil, client.QOSOne); err != nil {
+				t.Fatal(err)
+			}
+			first.Stop()
 
-	pub := startClient(t, srv, client.WithClientID("backend"))
-	for _, p := range []string{"one", "two"} {
-		if err := pub.Publish(ctxT(t), "cmd/device-1", p, client.QOSOne); err != nil {
-			t.Fatal(err)
-		}
-	}
+			pub := startClient(t, srv, client.WithClientID("backend"))
+			for _, p := range []string{"one", "two"} {
+				if err := pub.Publish(ctxT(t), "cmd/device-1", p, client.QOSOne); err != nil {
+					t.Fatal(err)
+				}
+			}
+			pub.Stop()
+			if tt.restart {
+				srv.Restart(t)
+			}
 
-	second := newClient(t, srv.TCPAddr, client.WithClientID("device-1"), client.WithSessionExpiry(time.Minute))
-	col := newCollector()
-	if err := second.Subscribe(ctxT(t), "cmd/device-1", col.handle, client.QOSOne); err != nil {
-		t.Fatal(err) // stored only: not started yet
-	}
-	all := second.Messages(8)
-	defer all.Close()
-	if err := second.Start(); err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]bool{}
-	for range 2 {
-		got[string(recv(t, col.ch).Payload())] = true
-		recv(t, all.C)
-	}
-	if !got["one"] || !got["two"] {
-		t.Fatalf("handler got %v", got)
+			second := newClient(t, srv.TCPAddr, client.WithClientID("device-1"), client.WithSessionExpiry(time.Minute))
+			col := newCollector()
+			if err := second.Subscribe(ctxT(t), "cmd/device-1", col.handle, client.QOSOne); err != nil {
+				t.Fatal(err) // stored only: not started yet
+			}
+			all := second.Messages(8)
+			defer all.Close()
+			if err := second.Start(); err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]bool{}
+			for range 2 {
+				got[string(recv(t, col.ch).Payload())] = true
+				recv(t, all.C)
+			}
+			if !got["one"] || !got["two"] {
+				t.Fatalf("handler got %v", got)
+			}
+		})
 	}
 }
 
