@@ -406,3 +406,31 @@ func TestConnectFailureAnnouncesNextRetry(t *testing.T) {
 		}
 	}
 }
+
+// mochi answers 0x91 when a client packet id equals one of its own in-flight
+// ids towards the client; the client resends with the next id.
+func TestPacketIDCollisionWithBrokerInFlightIsRetried(t *testing.T) {
+	srv := brokertest.Start(t, brokertest.WithoutStore())
+	sub := startClient(t, srv, client.WithClientID("collide"), client.WithManualAck())
+	col := newCollector()
+	if err := sub.Subscribe(ctxT(t), "pid/t", col.handle, client.QOSOne); err != nil {
+		t.Fatal(err)
+	}
+	pub := startClient(t, srv, client.WithClientID("collide-pub"))
+	// Deliveries left unacknowledged keep broker ids 1-3 in flight.
+	for _, p := range []string{"a", "b", "c"} {
+		if err := pub.Publish(ctxT(t), "pid/t", p, client.QOSOne); err != nil {
+			t.Fatal(err)
+		}
+		recv(t, col.ch)
+	}
+	if err := sub.Unsubscribe(ctxT(t), "pid/t"); err != nil {
+		t.Fatalf("Unsubscribe while the broker holds in-flight ids: %v", err)
+	}
+	if err := sub.Subscribe(ctxT(t), "pid/u", col.handle, client.QOSOne); err != nil {
+		t.Fatalf("Subscribe while the broker holds in-flight ids: %v", err)
+	}
+	if err := sub.Publish(ctxT(t), "pid/v", "x", client.QOSOne); err != nil {
+		t.Fatalf("Publish while the broker holds in-flight ids: %v", err)
+	}
+}

@@ -61,6 +61,10 @@ func (c *Client) publish(ctx context.Context, topic string, message any, opts ..
 		stop = c.watch("publish", topic)
 	}
 	resp, err := in.manager().Publish(ctx, pub)
+	for try := 0; try < idInUseRetries && resp != nil && resp.ReasonCode == codePacketIDInUse; try++ {
+		// Refused without being accepted (see codePacketIDInUse): safe to resend.
+		resp, err = in.manager().Publish(ctx, pub)
+	}
 	if stop != nil {
 		stop()
 	}
