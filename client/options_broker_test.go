@@ -52,10 +52,13 @@ func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
 func TestTLS(t *testing.T) {
 	cert, pool := selfSigned(t)
 	srv := brokertest.Start(t, brokertest.WithoutStore(), brokertest.WithConfig(func(c *broker.Config) {
-		c.Listeners = append(c.Listeners, broker.ListenerConfig{Name: "tls", Type: broker.ListenerTLS, Addr: "127.0.0.1:0",
-			TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}})
+		tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		c.Listeners = append(c.Listeners,
+			broker.ListenerConfig{Name: "tls", Type: broker.ListenerTLS, Addr: "127.0.0.1:0", TLSConfig: tc},
+			broker.ListenerConfig{Name: "wss", Type: broker.ListenerWebSocket, Addr: "127.0.0.1:0", Path: "/mqtt", TLSConfig: tc})
 	}))
 	addr := srv.Broker.Addr("tls")
+	wss := "wss://" + srv.Broker.Addr("wss") + "/mqtt"
 	tests := []struct {
 		name    string
 		opts    []client.Option
@@ -63,6 +66,7 @@ func TestTLS(t *testing.T) {
 	}{
 		{"tls url trusted", []client.Option{client.WithBrokerURL("tls://" + addr), client.WithTLS(&tls.Config{RootCAs: pool})}, false},
 		{"address with WithTLS", []client.Option{client.WithAddress(hostPort(t, addr)), client.WithTLS(&tls.Config{RootCAs: pool})}, false},
+		{"wss url", []client.Option{client.WithBrokerURL(wss), client.WithTLS(&tls.Config{RootCAs: pool})}, false},
 		{"untrusted certificate", []client.Option{client.WithBrokerURL("mqtts://" + addr)}, true},
 	}
 	for _, tt := range tests {
