@@ -435,45 +435,33 @@ func TestPacketIDCollisionWithBrokerInFlightIsRetried(t *testing.T) {
 	}
 }
 
-// On a reconnect the client renews its subscriptions with retain handling 1:
-// a session the broker kept does not get the retained message again, a
-// clean session (a new subscription) does, as for any new subscription.
-func TestRetainedOnResubscribe(t *testing.T) {
+func TestRetainedPublishAndDelivery(t *testing.T) {
 	srv := brokertest.Start(t, brokertest.WithoutStore())
 	pub := startClient(t, srv, client.WithClientID("ret-pub"))
 	if err := pub.Publish(ctxT(t), "ret/state", "on", client.QOSOne, client.Retained(true)); err != nil {
 		t.Fatal(err)
 	}
-	tests := []struct {
-		name       string
-		clean      bool
-		wantReplay bool
-	}{
-		{"persistent session", false, false},
-		{"clean session", true, true},
+	sub := startClient(t, srv, client.WithClientID("ret-sub"))
+	col := newCollector()
+	if err := sub.Subscribe(ctxT(t), "ret/#", col.handle, client.QOSOne); err != nil {
+		t.Fatal(err)
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			d := &captureDialer{}
-			sub := startClient(t, srv, client.WithClientID("ret-sub-"+tt.name), client.WithDialer(d), client.WithCleanSession(tt.clean))
-			col := newCollector()
-			if err := sub.Subscribe(ctxT(t), "ret/#", col.handle, client.QOSOne); err != nil {
-				t.Fatal(err)
-			}
-			if m := recv(t, col.ch); string(m.Payload()) != "on" || !m.Retained {
-				t.Fatalf("retained message %q retained=%v", m.Payload(), m.Retained)
-			}
-			ev := sub.Events(64)
-			defer ev.Close()
-			d.cut()
-			waitEvent(t, ev, client.EventSubscribeSuccess, nil) // the resubscribe after the reconnect
-			if err := pub.Publish(ctxT(t), "ret/marker", "marker", client.QOSOne); err != nil {
-				t.Fatal(err)
-			}
-			m := recv(t, col.ch)
-			if replayed := string(m.Payload()) == "on"; replayed != tt.wantReplay {
-				t.Fatalf("after resubscribe got %q first, want replay=%v", m.Payload(), tt.wantReplay)
-			}
-		})
+	if m := recv(t, col.ch); string(m.Payload()) != "on" || !m.Retained {
+		t.Fatalf("retained message %q retained=%v", m.Payload(), m.Retained)
+	}
+	if err := pub.Publish(ctxT(t), "ret/event", "live", client.QOSOne, client.Retained(false)); err != nil {
+		t.Fatal(err)
+	}
+	// mochi acknowledges a publish before fanning it out, so the retained
+	// message may also arrive once as a live copy; skip to "live".
+	for {
+		m := recv(t, col.ch)
+		if string(m.Payload()) != "live" {
+			continue
+		}
+		if m.Retained {
+			t.Fatal("live message flagged retained")
+		}
+		break
 	}
 }
