@@ -70,6 +70,14 @@ func (s *Server) start(t testing.TB) {
 	s.srv = srv
 }
 
+// SetPassword changes the password required from the next (re)start on; "" allows all.
+func (s *Server) SetPassword(pw string) {
+	s.password = nil
+	if pw != "" {
+		s.password = []byte(pw)
+	}
+}
+
 // Stop shuts the broker down, keeping its addresses for Restart. Idempotent.
 func (s *Server) Stop(t testing.TB) {
 	t.Helper()

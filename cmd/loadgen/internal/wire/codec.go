@@ -62,8 +62,8 @@ type ConnectOptions struct {
 	Keepalive     uint16 // seconds; 0 disables PINGREQ
 	CleanStart    bool
 	SessionExpiry uint32 // MQTT 5 only, seconds
-	// Inflight caps the QoS 1/2 messages (and SUBSCRIBEs) outstanding at once;
-	// the server's Receive Maximum lowers it further. Default 256.
+	// Inflight caps our own QoS 1/2 messages (and SUBSCRIBEs) outstanding at
+	// once; the server's Receive Maximum lowers it further. Default 256.
 	Inflight int
 	// BufferSize is the size of the read and the write buffer. Default 4096.
 	BufferSize int
@@ -91,8 +91,9 @@ func appendConnect(b []byte, o *ConnectOptions) []byte {
 			props = append(props, 0x11)
 			props = binary.BigEndian.AppendUint32(props, o.SessionExpiry)
 		}
-		props = append(props, 0x21) // Receive Maximum
-		props = appendU16(props, uint16(min(o.Inflight, 65535)))
+		// No Receive Maximum: the default 65535 lets the server send as fast as it
+		// can (mochi holds back deliveries beyond a small client Receive Maximum
+		// until the next reconnect).
 		props = append(props, 0x17, 1) // Request Problem Information
 		vh = appendVarint(vh, len(props))
 		vh = append(vh, props...)
