@@ -110,7 +110,9 @@ func DefaultConfig() Config {
 // Validate reports every problem in c at once.
 func (c *Config) Validate() error {
 	var errs []error
-	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrConfig}, a...)...)) }
+	bad := func(format string, a ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrConfig}, a...)...))
+	}
 	switch c.Scenario {
 	case Conn, PubSub, Storm:
 	default:

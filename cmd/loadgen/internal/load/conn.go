@@ -145,7 +145,7 @@ func (r *runner) runConn(ctx context.Context, res *Result) error {
 	hctx, cancel := context.WithTimeout(ctx, r.cfg.Hold)
 	defer cancel()
 	if r.cfg.Churn > 0 {
-		r.churn(hctx, slots)
+		r.churn(ctx, hctx, slots)
 	} else {
 		<-hctx.Done()
 	}
@@ -154,13 +154,14 @@ func (r *runner) runConn(ctx context.Context, res *Result) error {
 	return nil
 }
 
-// churn closes and reopens a random connection at a steady pace until ctx ends.
-func (r *runner) churn(ctx context.Context, slots []*slot) {
+// churn closes and reopens a random connection at a steady pace until hold
+// ends; a reopen under way then still completes (within ctx).
+func (r *runner) churn(ctx, hold context.Context, slots []*slot) {
 	every := time.Duration(float64(time.Minute) / (float64(len(slots)) * r.cfg.Churn / 100))
 	next := time.Now()
 	for {
 		next = next.Add(every)
-		if !pause(ctx, time.Until(next)) {
+		if !pause(hold, time.Until(next)) {
 			return
 		}
 		s := slots[rand.IntN(len(slots))]

@@ -14,10 +14,10 @@ type Result struct {
 	Stopped string   `json:"stopped,omitempty"`
 	Params  []string `json:"params"`
 
-	Conns   *ConnStats   `json:"conns,omitempty"`
-	Msgs    *MsgStats    `json:"messages,omitempty"`
-	Storm   *StormStats  `json:"storm,omitempty"`
-	Proc    *BrokerStats `json:"broker_process,omitempty"`
+	Conns *ConnStats   `json:"conns,omitempty"`
+	Msgs  *MsgStats    `json:"messages,omitempty"`
+	Storm *StormStats  `json:"storm,omitempty"`
+	Proc  *BrokerStats `json:"broker_process,omitempty"`
 
 	Connect        *Latency `json:"connect_latency,omitempty"`         // from the intended (ramp) time
 	ConnectService *Latency `json:"connect_service_latency,omitempty"` // from the dial

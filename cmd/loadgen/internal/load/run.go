@@ -39,10 +39,10 @@ type runner struct {
 	stopped string
 
 	// connections
-	target                                             atomic.Int64
-	attempts, connects, connected, peak                atomic.Int64
-	authErr, refused, dialErr, timeouts, tokenErr      atomic.Int64
-	dropped, churned                                   atomic.Int64
+	target                                              atomic.Int64
+	attempts, connects, connected, peak                 atomic.Int64
+	authErr, refused, dialErr, timeouts, tokenErr       atomic.Int64
+	dropped, churned                                    atomic.Int64
 	connectH, connectSvcH, pubAckH, e2eH, e2eSvcH, recH *hist
 
 	// messages

@@ -107,7 +107,9 @@ func Connect(ctx context.Context, conn net.Conn, o ConnectOptions, h Handler) (*
 	c.stamps = make([]atomic.Int64, window+1)
 	c.inflight = make([]atomic.Bool, window+1)
 	if o.Keepalive > 0 {
-		k := time.Duration(o.Keepalive) * time.Second
+		// Ping at 3/4 of the keepalive: brokers that round 1.5x the keepalive
+		// down to whole seconds (mochi) would otherwise race a ping sent at 1x.
+		k := time.Duration(o.Keepalive) * time.Second * 3 / 4
 		c.pmu.Lock()
 		c.ping = time.AfterFunc(k, func() { c.pingNow(k) })
 		c.pmu.Unlock()
