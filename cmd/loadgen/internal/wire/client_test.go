@@ -38,7 +38,7 @@ func TestRoundTrip(t *testing.T) {
 					defer cancel()
 					const n = 50
 					got := make(chan string, n)
-					sub := connect(t, ctx, url, wire.ConnectOptions{Version: v, ClientID: "sub", CleanStart: true}, wire.Handler{
+					sub := connect(t, ctx, url, wire.ConnectOptions{Version: v, ClientID: "sub-" + t.Name(), CleanStart: true}, wire.Handler{
 						OnPublish: func(m *wire.Message) { got <- string(m.Payload) },
 					})
 					defer sub.Close()
@@ -46,7 +46,7 @@ func TestRoundTrip(t *testing.T) {
 						t.Fatal(err)
 					}
 					acks := make(chan int64, n)
-					pub := connect(t, ctx, url, wire.ConnectOptions{Version: v, ClientID: "pub", CleanStart: true, Keepalive: 1, Inflight: 4}, wire.Handler{
+					pub := connect(t, ctx, url, wire.ConnectOptions{Version: v, ClientID: "pub-" + t.Name(), CleanStart: true, Keepalive: 1, Inflight: 4}, wire.Handler{
 						OnAck: func(id uint16, stamp int64, reason byte) { acks <- stamp },
 					})
 					defer pub.Close()
