@@ -66,6 +66,9 @@ func stormConfig(addr string, n int) load.Config {
 	cfg.StormTimeout = 10 * time.Second
 	cfg.ReconnectMin = 10 * time.Millisecond
 	cfg.ReconnectMax = 100 * time.Millisecond
+	// mochi can accept a connection while it shuts down and never answer it:
+	// a short handshake timeout lets that client retry.
+	cfg.ConnectTimeout = time.Second
 	return cfg
 }
 
