@@ -192,3 +192,19 @@ func TestTokenSourceSingleFlight(t *testing.T) {
 		t.Fatalf("after invalidate: err %v calls %d", err, api.calls.Load())
 	}
 }
+
+func TestConnSamplesBrokerMetrics(t *testing.T) {
+	srv := testbroker.Start(t)
+	cfg := connConfig(srv.TCPAddr, 12)
+	cfg.Hold = 500 * time.Millisecond
+	cfg.OpsAddr = srv.OpsURL
+	res := run(t, cfg)
+	var maxConns, maxGoroutines float64
+	for _, s := range res.Series {
+		maxConns = max(maxConns, s.BrokerConns)
+		maxGoroutines = max(maxGoroutines, s.BrokerGoroutines)
+	}
+	if maxConns != 12 || maxGoroutines <= 0 {
+		t.Fatalf("broker connections peaked at %v, goroutines %v; want 12 and some (series %+v)", maxConns, maxGoroutines, res.Series)
+	}
+}

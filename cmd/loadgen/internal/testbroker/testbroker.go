@@ -1,112 +1,78 @@
-// Package testbroker starts a real MQTT broker in process for loadgen's tests:
-// TCP and WebSocket listeners on 127.0.0.1, restartable on the same addresses.
+// Package testbroker runs our broker in process for loadgen's tests (through
+// broker/brokertest), with an optional password check that can change across
+// restarts, so tests can provoke authentication errors.
 package testbroker
 
 import (
 	"bytes"
-	"log/slog"
-	"net"
+	"sync/atomic"
 	"testing"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/courier-mqtt/courier/broker"
+	"github.com/courier-mqtt/courier/broker/brokertest"
 )
 
 // Server is a running (or stopped) test broker.
 type Server struct {
-	TCPAddr  string // host:port
-	WSURL    string // ws://host:port/mqtt
-	password []byte
-	srv      *mqtt.Server
+	TCPAddr string // host:port
+	WSURL   string // ws://host:port/mqtt
+	OpsURL  string // http://host:port (/metrics)
+	srv     *brokertest.Server
+	auth    *authHook
 }
 
 // Option changes a Server.
 type Option func(*Server)
 
 // WithPassword makes the broker refuse every CONNECT whose password is not pw.
-func WithPassword(pw string) Option { return func(s *Server) { s.password = []byte(pw) } }
+func WithPassword(pw string) Option { return func(s *Server) { s.SetPassword(pw) } }
 
 // Start starts a broker on free loopback ports; t.Cleanup stops it.
 func Start(t testing.TB, opts ...Option) *Server {
 	t.Helper()
-	s := &Server{TCPAddr: freeAddr(t)}
-	s.WSURL = "ws://" + freeAddr(t) + "/mqtt"
+	s := &Server{auth: &authHook{}}
 	for _, o := range opts {
 		o(s)
 	}
-	s.start(t)
-	t.Cleanup(func() { s.Stop(t) })
+	s.srv = brokertest.Start(t, brokertest.WithoutStore(),
+		brokertest.WithOptions(broker.WithAuthHook(s.auth, nil)))
+	s.TCPAddr, s.WSURL, s.OpsURL = s.srv.TCPAddr, s.srv.WSURL, s.srv.OpsURL
 	return s
 }
 
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen: %v", err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
-}
-
-func (s *Server) start(t testing.TB) {
-	t.Helper()
-	srv := mqtt.New(&mqtt.Options{Logger: slog.New(slog.DiscardHandler)})
-	if err := srv.AddHook(&authHook{password: s.password}, nil); err != nil {
-		t.Fatalf("add hook: %v", err)
-	}
-	if err := srv.AddListener(listeners.NewTCP(listeners.Config{ID: "tcp", Address: s.TCPAddr})); err != nil {
-		t.Fatalf("tcp listener: %v", err)
-	}
-	wsAddr := s.WSURL[len("ws://") : len(s.WSURL)-len("/mqtt")]
-	if err := srv.AddListener(listeners.NewWebsocket(listeners.Config{ID: "ws", Address: wsAddr})); err != nil {
-		t.Fatalf("ws listener: %v", err)
-	}
-	if err := srv.Serve(); err != nil {
-		t.Fatalf("serve: %v", err)
-	}
-	s.srv = srv
-}
-
-// SetPassword changes the password required from the next (re)start on; "" allows all.
+// SetPassword changes the password required from now on; "" allows everyone.
 func (s *Server) SetPassword(pw string) {
-	s.password = nil
+	var p *[]byte
 	if pw != "" {
-		s.password = []byte(pw)
+		b := []byte(pw)
+		p = &b
 	}
+	s.auth.password.Store(p)
 }
 
-// Stop shuts the broker down, keeping its addresses for Restart. Idempotent.
-func (s *Server) Stop(t testing.TB) {
-	t.Helper()
-	if s.srv != nil {
-		_ = s.srv.Close()
-		s.srv = nil
-	}
-}
+// Stop shuts the broker down gracefully, keeping its addresses for Restart.
+func (s *Server) Stop(t testing.TB) { s.srv.Stop(t) }
 
-// Restart stops the broker and starts a new one on the same addresses.
-func (s *Server) Restart(t testing.TB) {
-	t.Helper()
-	s.Stop(t)
-	s.start(t)
-}
+// Restart stops the broker (if running) and starts a new one on the same addresses.
+func (s *Server) Restart(t testing.TB) { s.srv.Restart(t) }
 
 type authHook struct {
 	mqtt.HookBase
-	password []byte
+	password atomic.Pointer[[]byte]
 }
 
-func (h *authHook) ID() string { return "testbroker-auth" }
+func (h *authHook) ID() string { return "loadgen-test-auth" }
 
 func (h *authHook) Provides(b byte) bool {
 	return b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck
 }
 
 func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
-	return h.password == nil || bytes.Equal(pk.Connect.Password, h.password)
+	p := h.password.Load()
+	return p == nil || bytes.Equal(pk.Connect.Password, *p)
 }
 
 func (h *authHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool { return true }
