@@ -49,7 +49,7 @@ func (r *runner) rampSlots(ctx context.Context, slots []*slot, onClose func(*slo
 	var wg sync.WaitGroup
 	begin := time.Now()
 	for i, s := range slots {
-		intended := begin
+		var intended time.Time // unpaced: latency from the dial
 		if r.cfg.ConnRate > 0 {
 			intended = begin.Add(time.Duration(float64(i) / r.cfg.ConnRate * float64(time.Second)))
 			if !pause(rctx, time.Until(intended)) {

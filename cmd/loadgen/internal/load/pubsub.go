@@ -37,6 +37,7 @@ type publisher struct {
 func (r *runner) onMessage(s *subscriber, m *wire.Message) {
 	now := r.now()
 	r.received.Add(1)
+	r.lastRecv.Store(now)
 	h, ok := getHeader(m.Payload)
 	if !ok || h.nonce != r.nonce || int(h.publisher) >= len(s.trackers) {
 		s.foreign++
@@ -178,8 +179,9 @@ func (r *runner) runPubSub(ctx context.Context, res *Result) error {
 	if secs := res.Msgs.PubSeconds; secs > 0 {
 		res.Msgs.PubRate = float64(published) / secs
 	}
-	if secs := time.Duration(r.now() - pubStart).Seconds(); secs > 0 {
+	if secs := time.Duration(r.lastRecv.Load() - pubStart).Seconds(); secs > 0 {
 		res.Msgs.RecvRate = float64(r.received.Load()) / secs
+		res.Msgs.DeliveredRate = float64(r.unique.Load()) / secs
 	}
 	res.Msgs.Expected = expected
 	return nil

@@ -59,8 +59,10 @@ type MsgStats struct {
 	Reordered  int64   `json:"reordered"`
 	Unexpected int64   `json:"unexpected"` // not ours, or from a publisher not meant for the subscriber
 	PubRate    float64 `json:"publish_rate"`
-	RecvRate   float64 `json:"receive_rate"`
-	PubSeconds float64 `json:"publish_seconds"`
+	RecvRate   float64 `json:"receive_rate"` // all deliveries per second, from the first publish to the last delivery
+	// DeliveredRate counts each expected message once: the throughput figure.
+	DeliveredRate float64 `json:"delivered_rate"`
+	PubSeconds    float64 `json:"publish_seconds"`
 }
 
 // StormStats is what a storm run measured after the outage.

@@ -47,6 +47,7 @@ type runner struct {
 
 	// messages
 	published, acked, ackFailed, received, unique atomic.Int64
+	lastRecv                                      atomic.Int64 // ns since start of the last delivery
 
 	// lifetime of client goroutines started from callbacks (storm reconnects)
 	lifeMu  sync.Mutex
@@ -136,7 +137,7 @@ func Run(ctx context.Context, cfg Config, opts ...Option) (*Result, error) {
 			_, res.Proc.RSSLoaded, _ = procStats(cfg.BrokerPID)
 		}
 		res.Proc.MetricsErrors = r.metricsErrors.Load()
-		if res.Msgs != nil && res.Msgs.Published > 0 {
+		if res.Proc.CPUPerMsgUs == 0 && res.Msgs != nil && res.Msgs.Published > 0 {
 			res.Proc.CPUPerMsgUs = res.Proc.CPUSeconds * 1e6 / float64(res.Msgs.Published)
 		}
 	}

@@ -38,11 +38,11 @@ func Table(w io.Writer, res *load.Result) error {
 			c.AuthErrors, c.Refused, c.DialErrors, c.Timeouts, c.TokenErrors, c.Dropped, c.Churned, c.ConnectRate)
 	}
 	if m := res.Msgs; m != nil {
-		p("\nmessages\tpublished\tacked\tack fail\texpected\tunique\tlost\tduplicates\treordered\tunexpected\tpublished/s\treceived/s\t\n")
-		p("\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%.0f\t%.0f\t\n", m.Published, m.Acked, m.AckFailed, m.Expected,
-			m.Unique, m.Lost, m.Duplicates, m.Reordered, m.Unexpected, m.PubRate, m.RecvRate)
+		p("\nmessages\tpublished\tacked\tack fail\texpected\tunique\tlost\tduplicates\treordered\tunexpected\tpublished/s\treceived/s\tdelivered/s\t\n")
+		p("\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%.0f\t%.0f\t%.0f\t\n", m.Published, m.Acked, m.AckFailed, m.Expected,
+			m.Unique, m.Lost, m.Duplicates, m.Reordered, m.Unexpected, m.PubRate, m.RecvRate, m.DeliveredRate)
 		if m.Expected > 0 {
-			p("\tloss %.3f%%\t\t\t\t\t\t\t\t\t\t\t\n", 100*float64(m.Lost)/float64(m.Expected))
+			p("\tloss %.3f%%\t\t\t\t\t\t\t\t\t\t\t\t\n", 100*float64(m.Lost)/float64(m.Expected))
 		}
 	}
 	if s := res.Storm; s != nil {
