@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # make bench: our broker (store on and store off) beside Debian's mosquitto on
 # the same loadgen scenarios, one fresh broker per run, alternating targets.
-# Writes bench/results.md. Bounded: about 3 minutes with the defaults.
+# Writes bench/results.md. Bounded: about 4 minutes with the defaults.
 #
 # Knobs (environment):
-#   BENCH_DURATION  publishing time per throughput run (default 5s)
+#   BENCH_DURATION  publishing time per throughput run (default 3s)
+#   BENCH_ROUNDS    rounds over all scenarios and targets; each figure is the median (default 3)
 #   BENCH_CONNS     connections for the idle-memory and connect-rate run (default 10000)
 #   BENCH_PORT      MQTT port on 127.0.0.1 (default 18883; ops listener on the next port)
 #   BENCH_TARGETS   which targets to run (default "ours-store ours-nostore mosquitto")
@@ -13,7 +14,8 @@ cd "$(dirname "$0")/.."
 
 TMP=bench/tmp
 OUT=bench/results.md
-DUR=${BENCH_DURATION:-5s}
+DUR=${BENCH_DURATION:-3s}
+ROUNDS=${BENCH_ROUNDS:-3}
 CONNS=${BENCH_CONNS:-10000}
 PORT=${BENCH_PORT:-18883}
 OPS=$((PORT + 1))
@@ -85,8 +87,8 @@ stop_target() {
 	PID=""
 }
 
-run_scenario() { # target scenario
-	local lg=("$TMP/loadgen" --broker "127.0.0.1:$PORT" --quiet --broker-pid "$PID" --json "$TMP/$1-$2.json" --client-prefix "bench-$2-")
+run_scenario() { # target scenario round
+	local lg=("$TMP/loadgen" --broker "127.0.0.1:$PORT" --quiet --broker-pid "$PID" --json "$TMP/$1-$2-$3.json" --client-prefix "bench-$2-")
 	case $2 in
 	qos0) "${lg[@]}" --qos 0 --size 64 --duration "$DUR" pubsub ;;
 	qos1) "${lg[@]}" --qos 1 --size 64 --duration "$DUR" pubsub ;;
@@ -96,31 +98,41 @@ run_scenario() { # target scenario
 	esac
 }
 
-for scen in $SCENARIOS; do
-	for target in $TARGETS; do
-		log "$scen on $target"
-		start_target "$target"
-		if ! run_scenario "$target" "$scen" 2>>"$TMP/loadgen.log"; then
-			log "$scen on $target failed (see $TMP/loadgen.log)"
-		fi
-		stop_target
+for round in $(seq "$ROUNDS"); do
+	for scen in $SCENARIOS; do
+		for target in $TARGETS; do
+			log "round $round/$ROUNDS: $scen on $target"
+			start_target "$target"
+			if ! run_scenario "$target" "$scen" "$round" 2>>"$TMP/loadgen.log"; then
+				log "$scen on $target failed (see $TMP/loadgen.log)"
+			fi
+			stop_target
+		done
 	done
 done
 
-# num FILE JQ: a number from a result, or "" when the run has none.
-num() { [ -f "$1" ] && jq -r "($2) // empty | if type == \"number\" then . else empty end" "$1" 2>/dev/null || true; }
+# num TARGET SCENARIO JQ: the median over the rounds of a number from the
+# results, or "" when no run has it.
+num() {
+	local files=("$TMP/$1-$2-"*.json)
+	[ -f "${files[0]}" ] || return 0
+	jq -rs "[.[] | ($3) // empty | select(type == \"number\")] | sort | if length == 0 then empty else .[(length - 1) / 2 | floor] end" "${files[@]}" 2>/dev/null || true
+}
 fmt() { [ -n "$1" ] && printf "%.${2}f" "$1" || printf 'n/a'; }
 ratio() { if [ -n "$1" ] && [ -n "$2" ] && awk "BEGIN{exit !($2 > 0)}"; then awk "BEGIN{printf \"%.2fx\", $1 / $2}"; else printf 'n/a'; fi; }
 
-row() { # label scenario jq-expr decimals
+row() { # label scenario jq-expr decimals [noratio]
 	local vals=() t v
 	for t in ours-store ours-nostore mosquitto; do
-		v=$(num "$TMP/$t-$2.json" "$3")
+		v=$(num "$t" "$2" "$3")
 		vals+=("$v")
 	done
+	local r1 r2
+	r1=$(ratio "${vals[0]}" "${vals[2]}")
+	r2=$(ratio "${vals[1]}" "${vals[2]}")
+	if [ "${5:-}" = noratio ]; then r1=-; r2=-; fi
 	printf '| %s | %s | %s | %s | %s | %s |\n' "$1" \
-		"$(fmt "${vals[0]}" "$4")" "$(fmt "${vals[1]}" "$4")" "$(fmt "${vals[2]}" "$4")" \
-		"$(ratio "${vals[0]}" "${vals[2]}")" "$(ratio "${vals[1]}" "${vals[2]}")"
+		"$(fmt "${vals[0]}" "$4")" "$(fmt "${vals[1]}" "$4")" "$(fmt "${vals[2]}" "$4")" "$r1" "$r2"
 }
 
 LOSS='if .messages.expected > 0 then 100 * .messages.lost / .messages.expected else empty end'
@@ -131,21 +143,22 @@ LOSS='if .messages.expected > 0 then 100 * .messages.lost / .messages.expected e
 	echo "Machine: $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GB", $2/1e6}' /proc/meminfo), $(uname -sr); $(go version | awk '{print $3}'); $("$MOSQUITTO" -h 2>/dev/null | head -1)."
 	echo "mosquitto: \`set_tcp_nodelay true\`, \`persistence false\`, otherwise defaults. Ours: store on (\`--data-dir\`) and off (\`--data-dir \"\"\`)."
 	echo "Load from cmd/loadgen (MQTT 5, 64-byte payloads) on the same machine: broker and load generator share the $(nproc) cores,"
-	echo "so absolute numbers are lower than on a dedicated host; the ratios are the point. One fresh broker per run."
+	echo "so absolute numbers are lower than on a dedicated host; the ratios are the point. One fresh broker per run,"
+	echo "targets alternating within each of $ROUNDS rounds; each figure is the median over the rounds ($DUR of publishing per throughput run)."
 	echo
 	echo "| metric | ours, store on | ours, store off | mosquitto | store on / mosquitto | store off / mosquitto |"
 	echo "|---|---|---|---|---|---|"
 	row "1->1 QoS 0 throughput, msg/s (higher is better)" qos0 '.messages.delivered_rate' 0
-	row "1->1 QoS 0 loss, % (unthrottled)" qos0 "$LOSS" 2
+	row "1->1 QoS 0 loss, % (unthrottled)" qos0 "$LOSS" 2 noratio
 	row "1->1 QoS 1 throughput, msg/s (higher is better)" qos1 '.messages.delivered_rate' 0
-	row "1->1 QoS 1 loss, %" qos1 "$LOSS" 2
+	row "1->1 QoS 1 loss, %" qos1 "$LOSS" 2 noratio
 	row "100->1 fan-in at 30k msg/s QoS 1: delivered msg/s" fanin '.messages.delivered_rate' 0
-	row "100->1 fan-in at 30k msg/s QoS 1: loss, %" fanin "$LOSS" 2
+	row "100->1 fan-in at 30k msg/s QoS 1: loss, %" fanin "$LOSS" 2 noratio
 	row "100->1 fan-in at 30k msg/s QoS 1: end-to-end p99, ms" fanin '.end_to_end_latency.p99_ms' 2
 	row "broker CPU per message at 10k msg/s (1->1 QoS 1), us (lower is better)" cpu '.broker_process.cpu_per_message_us' 1
 	row "10k msg/s run: end-to-end p99, ms" cpu '.end_to_end_latency.p99_ms' 2
 	row "idle memory per connection at $CONNS connections, KB (lower is better)" conns '.broker_process.rss_per_connection_bytes / 1000' 2
-	row "connections established" conns '.conns.connected' 0
+	row "connections established" conns '.conns.connected' 0 noratio
 	row "connect rate, connects/s (higher is better)" conns '.conns.connect_rate' 0
 	row "connect latency p99 (dial to CONNACK), ms" conns '.connect_service_latency.p99_ms' 2
 	echo
@@ -155,7 +168,7 @@ LOSS='if .messages.expected > 0 then 100 * .messages.lost / .messages.expected e
 	echo "- CPU per message is the broker's utime+stime (from /proc/<pid>/stat) over the run divided by messages published; each message is read once and written once."
 	echo "- Idle memory is the broker's RSS after all connections are up minus its RSS before, per connection."
 	echo "- Connect rate: $CONNS connects, 32 handshakes in flight (mosquitto slows down past its listen backlog of 100 pending connections), no token auth yet (the token API lands with issue 4)."
-	stopped=$(for f in "$TMP"/*.json; do jq -r --arg f "$(basename "$f" .json)" 'select(.stopped != null and .stopped != "") | "- \($f): \(.stopped)"' "$f" 2>/dev/null; done)
+	stopped=$(for f in "$TMP"/*-*.json; do jq -r --arg f "$(basename "$f" .json)" 'select(.stopped != null and .stopped != "") | "- \($f): \(.stopped)"' "$f" 2>/dev/null; done)
 	if [ -n "$stopped" ]; then
 		echo "- Runs that stopped early:"
 		echo "$stopped" | sed 's/^/  /'

@@ -5,10 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -206,5 +210,51 @@ func TestConnSamplesBrokerMetrics(t *testing.T) {
 	}
 	if maxConns != 12 || maxGoroutines <= 0 {
 		t.Fatalf("broker connections peaked at %v, goroutines %v; want 12 and some (series %+v)", maxConns, maxGoroutines, res.Series)
+	}
+}
+
+func TestConnSpreadsSourceAddresses(t *testing.T) {
+	srv := testbroker.Start(t)
+	p := startProxy(t, srv.TCPAddr, func(_ int, f []byte) [][]byte { return [][]byte{f} })
+	cfg := connConfig(p.addr, 12)
+	ips, err := load.ParseIPs("127.0.0.2-127.0.0.4")
+	if err != nil || len(ips) != 3 {
+		t.Fatalf("parse: %v %v", ips, err)
+	}
+	cfg.SourceIPs = ips
+	res := run(t, cfg)
+	if res.Conns.Connected != 12 {
+		t.Fatalf("connected %d", res.Conns.Connected)
+	}
+	got := p.sources()
+	for _, ip := range []string{"127.0.0.2", "127.0.0.3", "127.0.0.4"} {
+		if got[ip] != 4 {
+			t.Fatalf("connections by source address %v, want 4 from each of 127.0.0.2-4", got)
+		}
+	}
+}
+
+func TestParseIPsRejectsBadRanges(t *testing.T) {
+	for _, s := range []string{"127.0.0.9-127.0.0.1", "127.0.0.1-127.0.1.2", "nope", "::1"} {
+		if _, err := load.ParseIPs(s); !errors.Is(err, load.ErrConfig) {
+			t.Errorf("%q: %v", s, err)
+		}
+	}
+}
+
+func TestLimitReasons(t *testing.T) {
+	cases := []struct {
+		err  error
+		want string
+	}{
+		{&net.OpError{Op: "dial", Err: os.NewSyscallError("socket", syscall.EMFILE)}, "open-file limit"},
+		{&net.OpError{Op: "dial", Err: os.NewSyscallError("connect", syscall.EADDRNOTAVAIL)}, "--source-ips"},
+		{&net.OpError{Op: "dial", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}, ""},
+	}
+	for _, tc := range cases {
+		got := load.LimitReason(tc.err)
+		if (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {
+			t.Errorf("%v: got %q, want it to mention %q", tc.err, got, tc.want)
+		}
 	}
 }

@@ -29,3 +29,5 @@ func Tracker() *seqTracker { return &seqTracker{} }
 func (t *seqTracker) Observe(seq uint64) bool     { return t.observe(seq) }
 func (t *seqTracker) UniqueBelow(n uint64) uint64 { return t.uniqueBelow(n) }
 func (t *seqTracker) Counts() (u, d, r uint64)    { return t.unique, t.dups, t.reordered }
+
+func LimitReason(err error) string { return limitReason(err) }

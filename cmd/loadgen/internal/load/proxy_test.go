@@ -20,6 +20,7 @@ type proxy struct {
 	mu     sync.Mutex
 	n      int
 	conns  []net.Conn
+	remote map[string]int // client source IPs seen
 	wg     sync.WaitGroup
 }
 
@@ -45,6 +46,10 @@ func startProxy(t *testing.T, upstream string, mutate func(n int, frame []byte) 
 			}
 			p.mu.Lock()
 			p.conns = append(p.conns, c, u)
+			if p.remote == nil {
+				p.remote = map[string]int{}
+			}
+			p.remote[c.RemoteAddr().(*net.TCPAddr).IP.String()]++
 			p.mu.Unlock()
 			p.wg.Add(2)
 			go func() {
@@ -69,6 +74,16 @@ func startProxy(t *testing.T, upstream string, mutate func(n int, frame []byte) 
 		p.wg.Wait()
 	})
 	return p
+}
+
+func (p *proxy) sources() map[string]int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := map[string]int{}
+	for k, v := range p.remote {
+		out[k] = v
+	}
+	return out
 }
 
 func (p *proxy) down(from, to net.Conn) {

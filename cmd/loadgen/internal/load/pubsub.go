@@ -132,8 +132,14 @@ func (r *runner) runPubSub(ctx context.Context, res *Result) error {
 	r.setPhase("publish")
 	pctx := ctx
 	if cfg.Duration > 0 {
+		// Paced publishers send every message scheduled within Duration, even
+		// late ones (so the count is exact); the deadline only bounds a stall.
+		limit := cfg.Duration
+		if cfg.PubRate > 0 {
+			limit = 2*cfg.Duration + 5*time.Second
+		}
 		var cancel context.CancelFunc
-		pctx, cancel = context.WithTimeout(ctx, cfg.Duration)
+		pctx, cancel = context.WithTimeout(ctx, limit)
 		defer cancel()
 	}
 	cpu0 := r.brokerCPU()
@@ -218,8 +224,14 @@ func (r *runner) publish(ctx context.Context, p *publisher, start int64) error {
 			return nil
 		}
 		intended := r.now()
+		if cfg.Duration > 0 && interval == 0 && intended-start >= int64(cfg.Duration) {
+			return nil
+		}
 		if interval > 0 {
 			intended = start + int64(seq)*interval
+			if cfg.Duration > 0 && intended-start >= int64(cfg.Duration) {
+				return nil
+			}
 			if wait := intended - r.now(); wait > 0 {
 				if unflushed > 0 {
 					if err := p.c.Flush(); err != nil {

@@ -374,6 +374,13 @@ func (r *runner) takeSample() {
 	}
 }
 
+// seriesSnapshot returns the samples taken so far.
+func (r *runner) seriesSnapshot() []Sample {
+	r.sampleMu.Lock()
+	defer r.sampleMu.Unlock()
+	return append([]Sample(nil), r.series...)
+}
+
 // connStats fills the connection counters of res.
 func (r *runner) connStats(res *Result, rampSecs float64, connectedAtRamp int64) {
 	res.Conns = &ConnStats{

@@ -102,7 +102,7 @@ func (r *runner) runStorm(ctx context.Context, res *Result) error {
 	st.OtherErrors = r.refused.Load() + r.dialErr.Load() + r.timeouts.Load() + r.tokenErr.Load() - errs0
 	st.Reconnect = r.recH.summary()
 	r.takeSample()
-	st.PeakRate = peakConnectRate(r.series, outageStart.Sub(r.start).Seconds())
+	st.PeakRate = peakConnectRate(r.seriesSnapshot(), outageStart.Sub(r.start).Seconds())
 	r.connStats(res, ramp.Seconds(), atRamp)
 	r.closeSlots(slots)
 	switch {

@@ -5,6 +5,7 @@ package testbroker
 
 import (
 	"bytes"
+	"crypto/tls"
 	"sync/atomic"
 	"testing"
 
@@ -20,9 +21,17 @@ type Server struct {
 	TCPAddr string // host:port
 	WSURL   string // ws://host:port/mqtt
 	OpsURL  string // http://host:port (/metrics)
-	srv     *brokertest.Server
-	auth    *authHook
+	// TLSAddr is host:port of a TLS listener (WithTLS only), and ClientTLS a
+	// client configuration that trusts its certificate.
+	TLSAddr   string
+	ClientTLS *tls.Config
+	srv       *brokertest.Server
+	auth      *authHook
+	withTLS   bool
 }
+
+// WithTLS adds a TLS listener with a fresh self-signed certificate.
+func WithTLS() Option { return func(s *Server) { s.withTLS = true } }
 
 // Option changes a Server.
 type Option func(*Server)
@@ -37,9 +46,19 @@ func Start(t testing.TB, opts ...Option) *Server {
 	for _, o := range opts {
 		o(s)
 	}
-	s.srv = brokertest.Start(t, brokertest.WithoutStore(),
-		brokertest.WithOptions(broker.WithAuthHook(s.auth, nil)))
+	bopts := []brokertest.Option{brokertest.WithoutStore(), brokertest.WithOptions(broker.WithAuthHook(s.auth, nil))}
+	if s.withTLS {
+		var serverTLS *tls.Config
+		serverTLS, s.ClientTLS = selfSigned(t)
+		bopts = append(bopts, brokertest.WithConfig(func(c *broker.Config) {
+			c.Listeners = append(c.Listeners, broker.ListenerConfig{Name: "tls", Type: broker.ListenerTLS, Addr: "127.0.0.1:0", TLSConfig: serverTLS})
+		}))
+	}
+	s.srv = brokertest.Start(t, bopts...)
 	s.TCPAddr, s.WSURL, s.OpsURL = s.srv.TCPAddr, s.srv.WSURL, s.srv.OpsURL
+	if s.withTLS {
+		s.TLSAddr = s.srv.Broker.Addr("tls")
+	}
 	return s
 }
 

@@ -156,8 +156,9 @@ func (c *Client) Err() error {
 
 func (c *Client) pingNow(k time.Duration) {
 	c.pmu.Lock()
-	defer c.pmu.Unlock()
-	if c.closing {
+	closing := c.closing
+	c.pmu.Unlock()
+	if closing {
 		return
 	}
 	c.wmu.Lock()
@@ -168,7 +169,11 @@ func (c *Client) pingNow(k time.Duration) {
 		_ = c.conn.Close()
 		return
 	}
-	c.ping.Reset(k)
+	c.pmu.Lock()
+	if !c.closing {
+		c.ping.Reset(k)
+	}
+	c.pmu.Unlock()
 }
 
 func (c *Client) acquire(ctx context.Context) (uint16, error) {
@@ -277,8 +282,9 @@ func (c *Client) Subscribe(ctx context.Context, qos byte, filters ...string) err
 func (c *Client) Close() error {
 	c.stopPing()
 	c.graceful.Store(true)
-	c.wmu.Lock()
+	// A deadline first, so a writer blocked on a full socket lets go of wmu.
 	_ = c.conn.SetWriteDeadline(time.Now().Add(time.Second))
+	c.wmu.Lock()
 	c.bw.Write([]byte{typeDisconnect << 4, 0})
 	_ = c.bw.Flush()
 	c.wmu.Unlock()

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -114,7 +115,8 @@ func (d *Dialer) tlsFor() *tls.Config {
 // (binary messages, [MQTT-6.0.0-1]).
 type wsConn struct {
 	*websocket.Conn
-	r io.Reader
+	r  io.Reader
+	mu sync.Mutex // gorilla's write deadline is not safe beside a write
 }
 
 func (c *wsConn) Read(p []byte) (int, error) {
@@ -142,10 +144,18 @@ func (c *wsConn) Read(p []byte) (int, error) {
 }
 
 func (c *wsConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if err := c.WriteMessage(websocket.BinaryMessage, p); err != nil {
 		return 0, err
 	}
 	return len(p), nil
+}
+
+func (c *wsConn) SetWriteDeadline(t time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.Conn.SetWriteDeadline(t)
 }
 
 func (c *wsConn) SetDeadline(t time.Time) error {
