@@ -21,11 +21,12 @@ import (
 	"github.com/courier-mqtt/courier/cmd/loadgen/internal/report"
 )
 
-func main() { os.Exit(run()) }
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
-func run() int {
+func run(args []string, stdout, stderr *os.File) int {
 	cfg := load.DefaultConfig()
 	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
+	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: loadgen [flags] conn|pubsub|storm\n\n")
 		fs.PrintDefaults()
@@ -70,7 +71,7 @@ func run() int {
 	fs.StringVar(&cfg.ConnMetric, "conn-metric", "", "name of the connections gauge in /metrics (default: guess)")
 	fs.IntVar(&cfg.BrokerPID, "broker-pid", 0, "sample the broker's CPU time and RSS from /proc/<pid>")
 	fs.DurationVar(&cfg.SampleInterval, "sample", cfg.SampleInterval, "time-series and progress interval")
-	if err := fs.Parse(os.Args[1:]); err != nil {
+	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	if fs.NArg() != 1 {
@@ -83,17 +84,17 @@ func run() int {
 	}
 	var err error
 	if cfg.SourceIPs, err = load.ParseIPs(*srcIPs); err != nil {
-		fmt.Fprintln(os.Stderr, err)
+		fmt.Fprintln(stderr, err)
 		return 2
 	}
 	if *outageCmd != "" {
 		cfg.Outage = load.CommandOutage(*outageCmd)
 	}
 	if err := cfg.Validate(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
+		fmt.Fprintln(stderr, err)
 		return 2
 	}
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	if soft, hard, err := load.RaiseFileLimit(); err != nil {
 		logger.Warn("could not raise the open-file limit", "err", err, "soft", soft, "hard", hard)
 	} else if need := uint64(cfg.Conns + 64); (cfg.Scenario == load.Conn || cfg.Scenario == load.Storm) && need > soft {
@@ -103,27 +104,27 @@ func run() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	opts := []load.Option{load.WithLogger(logger)}
-	live := !*quiet && isTerminal(os.Stdout)
+	live := !*quiet && isTerminal(stdout)
 	if live {
-		opts = append(opts, load.WithProgress(func(p load.Progress) { fmt.Printf("\r\033[K%s", report.Line(p)) }))
+		opts = append(opts, load.WithProgress(func(p load.Progress) { fmt.Fprintf(stdout, "\r\033[K%s", report.Line(p)) }))
 	}
 	res, runErr := load.Run(ctx, cfg, opts...)
 	if live {
-		fmt.Println()
+		fmt.Fprintln(stdout)
 	}
 	if res != nil {
 		if !*quiet {
-			_ = report.Table(os.Stdout, res)
+			_ = report.Table(stdout, res)
 		}
-		if err := writeOut(*jsonOut, func(f *os.File) error { return report.JSON(f, res) }); err != nil {
+		if err := writeOut(*jsonOut, stdout, func(f *os.File) error { return report.JSON(f, res) }); err != nil {
 			logger.Error("write json", "err", err)
 		}
-		if err := writeOut(*htmlOut, func(f *os.File) error { return report.HTML(f, res) }); err != nil {
+		if err := writeOut(*htmlOut, stdout, func(f *os.File) error { return report.HTML(f, res) }); err != nil {
 			logger.Error("write report", "err", err)
 		}
 	}
 	if runErr != nil {
-		fmt.Fprintln(os.Stderr, "loadgen:", runErr)
+		fmt.Fprintln(stderr, "loadgen:", runErr)
 		if errors.Is(runErr, context.Canceled) {
 			return 130
 		}
@@ -132,12 +133,12 @@ func run() int {
 	return 0
 }
 
-func writeOut(path string, fn func(*os.File) error) error {
+func writeOut(path string, stdout *os.File, fn func(*os.File) error) error {
 	switch path {
 	case "":
 		return nil
 	case "-":
-		return fn(os.Stdout)
+		return fn(stdout)
 	}
 	f, err := os.Create(path)
 	if err != nil {
