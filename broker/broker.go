@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"net/http"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -43,6 +44,7 @@ type Broker struct {
 	listeners []*listener
 	ops       *opsServer
 	opsDone   chan struct{}
+	tokenAPI  *tokenAPIServer
 	closeFn   func() error // closes the store
 
 	shutdownOnce sync.Once
@@ -57,13 +59,17 @@ type Broker struct {
 // New returns a broker for cfg. It validates cfg and copies it; nothing is
 // opened or bound until Start.
 func New(cfg Config, opts ...Option) (*Broker, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
 	cfg.Listeners = append([]ListenerConfig(nil), cfg.Listeners...)
 	o := defaultOptions()
 	for _, opt := range opts {
 		opt.apply(&o)
+	}
+	if o.auth && cfg.AllowAnonymous {
+		// An auth hook from code turns anonymous access off.
+		cfg.AllowAnonymous = false
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	b := &Broker{
 		cfg:          cfg,
@@ -131,7 +137,12 @@ func (b *Broker) Start(ctx context.Context) (err error) {
 	}
 	b.closeFn = closeFn
 	hooks := append([]hookEntry{{newCoreHook(b), nil}}, storeHooks...)
-	if !b.opts.auth && b.cfg.AllowAnonymous {
+	authHooks, err := b.authHooks()
+	if err != nil {
+		return err
+	}
+	hooks = append(hooks, authHooks...)
+	if len(authHooks) == 0 && !b.opts.auth && b.cfg.AllowAnonymous {
 		b.log.Warn("no authentication configured: anonymous clients are allowed, on loopback listeners only unless allow_anonymous_network is set")
 		hooks = append(hooks, hookEntry{&anonymousHook{}, nil})
 	}
@@ -165,6 +176,12 @@ func (b *Broker) Start(ctx context.Context) (err error) {
 		}()
 	}
 
+	if b.cfg.TokenAPI.Addr != "" {
+		if b.tokenAPI, err = b.startTokenAPI(); err != nil {
+			return err
+		}
+	}
+
 	// Serve restores the store, then starts every listener's accept loop.
 	if err := b.srv.Serve(); err != nil {
 		return fmt.Errorf("serve: %w", err)
@@ -186,6 +203,10 @@ func (b *Broker) abortStart() {
 		_ = b.ops.srv.Close()
 		<-b.opsDone
 	}
+	if b.tokenAPI != nil {
+		_ = b.tokenAPI.srv.Close()
+		<-b.tokenAPI.done
+	}
 	if b.closeFn != nil {
 		_ = b.closeFn()
 	}
@@ -202,13 +223,16 @@ func (b *Broker) addrList() []string {
 }
 
 // Addr returns the bound address of the named listener ("ops" names the ops
-// listener), or "" when there is no such listener or the broker is not
+// listener, "token-api" the token API listener), or "" when there is no such listener or the broker is not
 // started. For unix listeners it is the socket path.
 func (b *Broker) Addr(name string) string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if name == "ops" && b.ops != nil {
 		return b.ops.ln.Addr().String()
+	}
+	if name == "token-api" && b.tokenAPI != nil {
+		return b.tokenAPI.ln.Addr().String()
 	}
 	for _, l := range b.listeners {
 		if l.cfg.name() == name && l.ln != nil {
@@ -292,12 +316,12 @@ func (b *Broker) shutdown(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("wait for event loop: %w", ctx.Err()))
 	}
 
+	if b.tokenAPI != nil {
+		shutdownHTTP(ctx, b.tokenAPI.srv)
+		<-b.tokenAPI.done
+	}
 	if b.ops != nil {
-		octx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		if err := b.ops.srv.Shutdown(octx); err != nil {
-			_ = b.ops.srv.Close()
-		}
-		cancel()
+		shutdownHTTP(ctx, b.ops.srv)
 		<-b.opsDone
 	}
 	if b.closeFn != nil {
@@ -308,6 +332,15 @@ func (b *Broker) shutdown(ctx context.Context) error {
 	b.closeObservers()
 	b.log.Info("broker stopped")
 	return errors.Join(errs...)
+}
+
+// shutdownHTTP stops an HTTP server gracefully for up to 2 s, then forcibly.
+func shutdownHTTP(ctx context.Context, srv *http.Server) {
+	octx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(octx); err != nil {
+		_ = srv.Close()
+	}
 }
 
 // waitCtx runs wait and returns nil when it returns, or ctx's error first.

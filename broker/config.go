@@ -9,6 +9,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/courier-mqtt/courier/auth"
 )
 
 // Listener types accepted in ListenerConfig.Type.
@@ -48,6 +50,15 @@ type Config struct {
 	// almost always a mistake.
 	AllowAnonymousNetwork bool `yaml:"allow_anonymous_network"`
 
+	// Auth configures authentication: broker tokens (keys), a users file,
+	// and what the token API issues. With token keys or a users file set,
+	// anonymous access is off whatever AllowAnonymous says.
+	Auth auth.Config `yaml:"auth"`
+
+	// TokenAPI is the HTTP listener serving the Courier token API
+	// (GET/POST /v1/token). It needs auth.active_key and auth.api_keys_file.
+	TokenAPI TokenAPIConfig `yaml:"token_api"`
+
 	// ShutdownTimeout bounds a graceful shutdown started by a signal in
 	// cmd/broker. Embedders pass their own context to Shutdown instead.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
@@ -83,6 +94,16 @@ type OpsConfig struct {
 	// Pprof mounts net/http/pprof under /debug/pprof.
 	Pprof bool `yaml:"pprof"`
 }
+
+// TokenAPIConfig configures the token API listener.
+type TokenAPIConfig struct {
+	// Addr is host:port to serve the token API on. Empty disables it.
+	Addr string `yaml:"addr"`
+}
+
+// AuthEnabled reports whether clients must authenticate: token keys or a
+// users file are configured.
+func (c Config) AuthEnabled() bool { return c.Auth.TokenAuthEnabled() || c.Auth.UsersFile != "" }
 
 // Limits are the bounds the broker enforces. Every one is set on purpose;
 // see the configuration reference in README.md.
@@ -162,8 +183,8 @@ func (c Config) Validate() error {
 	for i, l := range c.Listeners {
 		name := l.name()
 		where := fmt.Sprintf("listeners[%d] (%s)", i, name)
-		if name == "ops" {
-			bad("%s: the name ops is reserved for the ops listener", where)
+		if name == "ops" || name == "token-api" {
+			bad("%s: the names ops and token-api are reserved", where)
 		}
 		if names[name] {
 			bad("%s: duplicate listener name %q", where, name)
@@ -201,13 +222,27 @@ func (c Config) Validate() error {
 		if l.Path != "" && !strings.HasPrefix(l.Path, "/") {
 			bad("%s: path %q must start with /", where, l.Path)
 		}
-		if c.AllowAnonymous && !c.AllowAnonymousNetwork && !l.isLocal() {
+		if c.AllowAnonymous && !c.AuthEnabled() && !c.AllowAnonymousNetwork && !l.isLocal() {
 			bad("%s: addr %q is not loopback; anonymous access is local-only (configure authentication, or set allow_anonymous_network)", where, l.Addr)
 		}
 	}
 	if c.Ops.Addr != "" {
 		if _, _, err := net.SplitHostPort(c.Ops.Addr); err != nil {
 			bad("ops.addr %q is not host:port: %v", c.Ops.Addr, err)
+		}
+	}
+	if err := c.Auth.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("auth: %w", err))
+	}
+	if c.Auth.TokenAuthEnabled() && c.Auth.UsersFile != "" {
+		bad("auth: configure token keys or a users file, not both (each refuses what it cannot verify)")
+	}
+	if c.TokenAPI.Addr != "" {
+		if _, _, err := net.SplitHostPort(c.TokenAPI.Addr); err != nil {
+			bad("token_api.addr %q is not host:port: %v", c.TokenAPI.Addr, err)
+		}
+		if c.Auth.ActiveKey == "" || c.Auth.APIKeysFile == "" {
+			bad("token_api.addr is set but auth.active_key and auth.api_keys_file are not: the token API cannot authenticate callers or sign tokens")
 		}
 	}
 	if c.ShutdownTimeout < 0 {

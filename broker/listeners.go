@@ -57,6 +57,9 @@ func (l *listener) bind() error {
 		ln = tls.NewListener(ln, tlsCfg)
 	}
 	l.ln = ln
+	// Counted here, not in Serve: mochi starts Serve on a goroutine of its
+	// own, and the Add must happen before stopAccepting's Wait.
+	l.accept.Add(1)
 	if l.cfg.Type == ListenerWebSocket {
 		l.ws = newWSServer(l)
 	}
@@ -98,7 +101,6 @@ func (l *listener) Protocol() string { return l.cfg.Type }
 
 // Serve implements listeners.Listener. mochi runs it on its own goroutine.
 func (l *listener) Serve(establish listeners.EstablishFn) {
-	l.accept.Add(1)
 	defer l.accept.Done()
 	if l.ws != nil {
 		l.ws.serve(establish)
@@ -119,15 +121,11 @@ func (l *listener) handle(conn net.Conn, establish listeners.EstablishFn) {
 		_ = conn.Close()
 		return
 	}
-	l.b.conns.Add(1)
-	go func() {
-		defer l.b.conns.Done()
-		l.serveConn(conn, establish)
-	}()
+	go l.serveConn(conn, establish)
 }
 
-// serveConn runs mochi's connection handling on the calling goroutine with a
-// recover guard.
+// serveConn runs mochi's connection handling for a tracked conn on the
+// calling goroutine with a recover guard, and untracks it at the end.
 func (l *listener) serveConn(conn net.Conn, establish listeners.EstablishFn) {
 	defer l.untrack(conn)
 	defer func() {
@@ -141,6 +139,9 @@ func (l *listener) serveConn(conn net.Conn, establish listeners.EstablishFn) {
 	}
 }
 
+// track registers a connection with the listener and with the broker's
+// connection WaitGroup. It refuses once the listener is closed; because both
+// happen under l.mu, every Add happens before Shutdown's Wait.
 func (l *listener) track(c net.Conn) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -148,6 +149,7 @@ func (l *listener) track(c net.Conn) bool {
 		return false
 	}
 	l.conns[c] = struct{}{}
+	l.b.conns.Add(1)
 	return true
 }
 
@@ -156,6 +158,7 @@ func (l *listener) untrack(c net.Conn) {
 	delete(l.conns, c)
 	l.mu.Unlock()
 	_ = c.Close()
+	l.b.conns.Done()
 }
 
 // stopAccepting closes the network listener and waits for the accept loop.

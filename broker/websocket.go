@@ -25,7 +25,6 @@ type wsServer struct {
 	upgrader websocket.Upgrader
 	est      listeners.EstablishFn
 	ready    chan struct{}
-	once     sync.Once
 }
 
 func newWSServer(l *listener) *wsServer {
@@ -81,10 +80,8 @@ func (w *wsServer) handle(rw http.ResponseWriter, r *http.Request) {
 		_ = conn.Close()
 		return
 	}
-	// The handler goroutine belongs to net/http; count it as a connection so
-	// Shutdown waits for it like any other.
-	w.l.b.conns.Add(1)
-	defer w.l.b.conns.Done()
+	// The handler goroutine belongs to net/http; tracked, Shutdown waits for
+	// it like any other connection.
 	w.l.serveConn(conn, w.est)
 }
 

@@ -119,6 +119,8 @@ var settings = []setting{
 	{"ops-addr", "ops HTTP listener host:port for /healthz, /readyz, /metrics (empty disables)", func(c *fileConfig, v string) error { c.Ops.Addr = v; return nil }},
 	{"pprof", "serve /debug/pprof on the ops listener", boolVar(func(c *fileConfig) *bool { return &c.Ops.Pprof })},
 	{"data-dir", "durable store directory (empty: no persistence)", func(c *fileConfig, v string) error { c.DataDir = v; return nil }},
+	{"token-api-addr", "Courier token API listener host:port (needs auth.active_key and auth.api_keys_file)", func(c *fileConfig, v string) error { c.TokenAPI.Addr = v; return nil }},
+	{"users-file", "users file with bcrypt passwords and ACLs (turns anonymous access off)", func(c *fileConfig, v string) error { c.Auth.UsersFile = v; return nil }},
 	{"allow-anonymous-network", "allow anonymous clients on non-loopback listeners", boolVar(func(c *fileConfig) *bool { return &c.AllowAnonymousNetwork })},
 	{"shutdown-timeout", "how long a graceful shutdown may take", durationVar(func(c *fileConfig) *time.Duration { return &c.ShutdownTimeout })},
 	{"max-packet-size", "largest MQTT packet accepted, in bytes", uintVar(32, func(c *fileConfig) *uint32 { return &c.Limits.MaxPacketSize })},

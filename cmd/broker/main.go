@@ -3,7 +3,8 @@
 // With no authentication configured it behaves like mosquitto 2's local-only
 // mode: it listens on loopback, allows anonymous clients and says so.
 // SIGINT or SIGTERM shut it down gracefully within --shutdown-timeout.
-// Run `broker --help` for every setting.
+// Run `broker --help` for every setting, and `broker keys` to generate
+// token signing keys and API keys.
 package main
 
 import (
@@ -29,6 +30,9 @@ func main() {
 // run is the whole program; it returns the exit code: 0 after a clean
 // shutdown, 1 when the broker fails, 2 for a bad configuration.
 func run(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "keys" {
+		return runKeys(args[1:], stdout, stderr)
+	}
 	cfg, err := loadConfig(args, lookupEnv, stdout)
 	if errors.Is(err, errHelp) {
 		return 0
@@ -59,8 +63,10 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		}
 		logger.Info("listening", "listener", name, "type", l.Type, "addr", b.Addr(name))
 	}
-	if a := b.Addr("ops"); a != "" {
-		logger.Info("ops listening", "addr", a)
+	for _, name := range []string{"ops", "token-api"} {
+		if a := b.Addr(name); a != "" {
+			logger.Info("listening", "listener", name, "addr", a)
+		}
 	}
 
 	<-ctx.Done()

@@ -189,3 +189,32 @@ func TestBinaryExitsTwoOnBadConfigWithoutAStackTrace(t *testing.T) {
 		}
 	}
 }
+
+func TestKeysGenerateWritesAKeyPairTheBrokerCanUse(t *testing.T) {
+	dir := t.TempDir()
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"keys", "generate", "--dir", dir, "--kid", "k1"}, envOf(nil), &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	for _, f := range []string{"k1.key", "k1.pub"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The public key alone is enough for a verify-only broker.
+	file := writeFile(t, "b.yaml", "auth:\n  keys:\n    - {id: k1, public_key_file: "+filepath.Join(dir, "k1.pub")+"}\n")
+	cfg, err := loadConfig([]string{"--config", file}, envOf(nil), &bytes.Buffer{})
+	if err != nil {
+		t.Fatalf("config with the generated public key: %v", err)
+	}
+	if !cfg.AuthEnabled() {
+		t.Fatal("auth not enabled by keys")
+	}
+	// Generating again refuses to overwrite.
+	if code := run(context.Background(), []string{"keys", "generate", "--dir", dir, "--kid", "k1"}, envOf(nil), &out, &errOut); code == 0 {
+		t.Fatal("overwrote an existing key")
+	}
+	if code := run(context.Background(), []string{"keys", "apikey"}, envOf(nil), &out, &errOut); code != 2 {
+		t.Fatalf("apikey without identity: exit %d, want 2", code)
+	}
+}

@@ -1,0 +1,102 @@
+package hooks
+
+import (
+	"bytes"
+	"log/slog"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/courier-mqtt/courier/auth"
+)
+
+// UsersAuthOptions configure NewUsersAuth.
+type UsersAuthOptions struct {
+	// Users holds the bcrypt users and their grants. Required.
+	Users *auth.Users
+	// Logger gets one line per denial (never passwords). Default: discard.
+	Logger *slog.Logger
+	// OnDenied, if set, is told about every refusal.
+	OnDenied OnDeniedFunc
+}
+
+// UsersAuth is the mochi hook for a users file: CONNECT username and password
+// are checked against bcrypt hashes (CONNACK 0x86, 3.1.1 return code 4, when
+// wrong), a client id already bound to another user is refused (0x87, 3.1.1
+// return code 5), and the user's grants authorize publish, subscribe
+// (filter containment) and delivery, exactly as for tokens. bcrypt costs
+// tens of milliseconds of CPU per CONNECT by design.
+//
+// mochi ORs auth hooks: never register an allow-all hook beside this one,
+// and register either this hook or TokenAuth, not both (each refuses
+// CONNECTs it cannot verify). It is safe for concurrent use.
+type UsersAuth struct {
+	mqtt.HookBase
+	users    *auth.Users
+	log      *slog.Logger
+	onDenied OnDeniedFunc
+	ss       sessions
+}
+
+// NewUsersAuth returns the users-file auth hook.
+func NewUsersAuth(opts UsersAuthOptions) (*UsersAuth, error) {
+	if opts.Users == nil {
+		return nil, ErrNoUsers
+	}
+	l := opts.Logger
+	if l == nil {
+		l = slog.New(slog.DiscardHandler)
+	}
+	return &UsersAuth{users: opts.Users, log: l.With("component", "hooks.usersauth"), onDenied: opts.OnDenied}, nil
+}
+
+// ID implements mqtt.Hook.
+func (h *UsersAuth) ID() string { return "courier-users-auth" }
+
+// Provides implements mqtt.Hook.
+func (h *UsersAuth) Provides(b byte) bool {
+	return bytes.Contains([]byte{
+		mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck,
+		mqtt.OnDisconnect, mqtt.OnClientExpired,
+	}, []byte{b})
+}
+
+// OnConnect checks the password and binds the client id to the user, or
+// sends the refusing CONNACK itself and returns an error.
+func (h *UsersAuth) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
+	name := string(pk.Connect.Username)
+	u, err := h.users.Authenticate(name, string(pk.Connect.Password))
+	if err != nil {
+		return h.refuse(cl, name, packets.ErrBadUsernameOrPassword, err)
+	}
+	if _, ok := h.ss.bind(cl, u.Name, u.Permissions(cl.ID)); !ok {
+		return h.refuse(cl, u.Name, packets.ErrNotAuthorized, errTakeover)
+	}
+	return nil
+}
+
+func (h *UsersAuth) refuse(cl *mqtt.Client, identity string, code packets.Code, cause error) error {
+	h.log.Info("connect refused", "client_id", cl.ID, "remote", cl.Net.Remote, "reason", code.Code, "err", cause)
+	if h.onDenied != nil {
+		h.onDenied(Denial{Op: OpConnect, ClientID: cl.ID, Identity: identity, Remote: cl.Net.Remote, Reason: code.Code, Err: cause})
+	}
+	return refuseConnect(cl, code)
+}
+
+// OnConnectAuthenticate accepts exactly the connections OnConnect bound.
+func (h *UsersAuth) OnConnectAuthenticate(cl *mqtt.Client, _ packets.Packet) bool {
+	return h.ss.current(cl) != nil
+}
+
+// OnACLCheck authorizes from the user's grants.
+func (h *UsersAuth) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
+	return h.ss.aclCheck(cl, topic, write, h.onDenied)
+}
+
+// OnDisconnect forgets the user when the session ends with the connection.
+func (h *UsersAuth) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
+	h.ss.disconnected(cl, expire)
+}
+
+// OnClientExpired forgets the user of an expired session.
+func (h *UsersAuth) OnClientExpired(cl *mqtt.Client) { h.ss.expired(cl) }
