@@ -45,6 +45,7 @@ func run(args []string, stdout, stderr *os.File) int {
 	fs.StringVar(&cfg.Password, "password", os.Getenv("LOADGEN_PASSWORD"), "password for every client (env LOADGEN_PASSWORD)")
 	fs.StringVar(&cfg.TokenURL, "token-url", "", "token API URL for per-client credentials; {clientId} is replaced")
 	fs.StringVar(&cfg.TokenKey, "token-key", os.Getenv("LOADGEN_TOKEN_KEY"), "token API key (env LOADGEN_TOKEN_KEY)")
+	fs.BoolVar(&cfg.TokenPrefetch, "token-prefetch", true, "conn, storm: fetch all tokens before the ramp, so the connect rate measures the broker")
 	fs.DurationVar(&cfg.Keepalive, "keepalive", cfg.Keepalive, "MQTT keepalive")
 	fs.DurationVar(&cfg.ConnectTimeout, "connect-timeout", cfg.ConnectTimeout, "dial plus CONNECT/CONNACK timeout")
 	fs.IntVar(&cfg.Parallel, "parallel", cfg.Parallel, "connect handshakes in flight at once")

@@ -39,6 +39,7 @@ type Config struct {
 	Password       string
 	TokenURL       string // token API URL; {clientId} is replaced, else ?clientId= is added
 	TokenKey       string // API key sent as a bearer token
+	TokenPrefetch  bool   // conn, storm: fetch every client's token before the ramp
 	Keepalive      time.Duration
 	ConnectTimeout time.Duration
 	Parallel       int // connect handshakes in flight at once

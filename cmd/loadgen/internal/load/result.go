@@ -44,6 +44,8 @@ type ConnStats struct {
 	RampSeconds float64 `json:"ramp_seconds"`
 	ConnectRate float64 `json:"connect_rate"` // successful connects per second during the ramp
 	TokenCalls  int64   `json:"token_calls"`
+	// TokenSeconds is how long fetching every client's token before the ramp took.
+	TokenSeconds float64 `json:"token_prefetch_seconds,omitempty"`
 }
 
 // MsgStats is the message accounting of a pubsub run.

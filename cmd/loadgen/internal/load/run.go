@@ -56,6 +56,7 @@ type runner struct {
 
 	sampleMu      sync.Mutex
 	series        []Sample
+	tokenSecs     float64 // time spent prefetching tokens
 	metricsErrors atomic.Int64
 }
 
@@ -405,6 +406,7 @@ func (r *runner) connStats(res *Result, rampSecs float64, connectedAtRamp int64)
 	}
 	if r.tokens != nil {
 		res.Conns.TokenCalls = r.tokens.calls.Load()
+		res.Conns.TokenSeconds = r.tokenSecs
 	}
 }
 

@@ -25,9 +25,13 @@ type Server struct {
 	// client configuration that trusts its certificate.
 	TLSAddr   string
 	ClientTLS *tls.Config
+	// TokenURL and APIKey reach the broker's token API (WithTokenAuth only).
+	TokenURL  string
+	APIKey    string
 	srv       *brokertest.Server
 	auth      *authHook
 	withTLS   bool
+	withToken bool
 }
 
 // WithTLS adds a TLS listener with a fresh self-signed certificate.
@@ -46,7 +50,13 @@ func Start(t testing.TB, opts ...Option) *Server {
 	for _, o := range opts {
 		o(s)
 	}
-	bopts := []brokertest.Option{brokertest.WithoutStore(), brokertest.WithOptions(broker.WithAuthHook(s.auth, nil))}
+	bopts := []brokertest.Option{brokertest.WithoutStore()}
+	if s.withToken {
+		bopts = append(bopts, s.tokenOption(t))
+	} else {
+		// mochi ORs auth hooks: ours only when the broker's token auth is off.
+		bopts = append(bopts, brokertest.WithOptions(broker.WithAuthHook(s.auth, nil)))
+	}
 	if s.withTLS {
 		var serverTLS *tls.Config
 		serverTLS, s.ClientTLS = selfSigned(t)
@@ -58,6 +68,9 @@ func Start(t testing.TB, opts ...Option) *Server {
 	s.TCPAddr, s.WSURL, s.OpsURL = s.srv.TCPAddr, s.srv.WSURL, s.srv.OpsURL
 	if s.withTLS {
 		s.TLSAddr = s.srv.Broker.Addr("tls")
+	}
+	if s.withToken {
+		s.TokenURL = "http://" + s.srv.Broker.Addr("token-api") + "/v1/token"
 	}
 	return s
 }
