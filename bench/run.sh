@@ -9,6 +9,7 @@
 #   BENCH_CONNS     connections for the idle-memory and connect-rate run (default 10000)
 #   BENCH_PORT      MQTT port on 127.0.0.1 (default 18883; ops listener on the next port)
 #   BENCH_TARGETS   which targets to run (default "ours-store ours-nostore mosquitto")
+#   BENCH_SCENARIOS which scenarios (default "qos0 qos1 fanin cpu conns connauth")
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,7 +21,8 @@ CONNS=${BENCH_CONNS:-10000}
 PORT=${BENCH_PORT:-18883}
 OPS=$((PORT + 1))
 TARGETS=${BENCH_TARGETS:-"ours-store ours-nostore mosquitto"}
-SCENARIOS="qos0 qos1 fanin cpu conns"
+SCENARIOS=${BENCH_SCENARIOS:-"qos0 qos1 fanin cpu conns connauth"}
+TOKPORT=$((PORT + 2))
 
 log() { printf '[bench] %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
@@ -52,19 +54,40 @@ set_tcp_nodelay true
 persistence false
 CONF
 
+# Token auth for our broker's connect-rate run: a signing key, one API key
+# for identity "bench" and a policy that lets it connect as bench-*.
+"$TMP/broker" keys generate --dir "$TMP" --kid bench >/dev/null
+"$TMP/broker" keys apikey --identity bench >"$TMP/apikey.out"
+API_KEY=$(awk '/api key/{print $NF}' "$TMP/apikey.out")
+printf 'keys:\n  - identity: bench\n    sha256: %s\n' "$(awk '/sha256/{print $2}' "$TMP/apikey.out")" >"$TMP/api_keys.yaml"
+cat >"$TMP/auth.yaml" <<CONF
+auth:
+  keys:
+    - {id: bench, private_key_file: $TMP/bench.key}
+  active_key: bench
+  api_keys_file: $TMP/api_keys.yaml
+  policies:
+    default: {client_id: "%u-*", publish: ["bench/#"], subscribe: ["bench/#"]}
+  rate_limits:
+    per_identity: {rate: 1000000, burst: 1000000}
+    per_address: {rate: 1000000, burst: 1000000}
+CONF
+
 PID=""
 cleanup() { if [ -n "$PID" ]; then kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi; }
 trap cleanup EXIT
 
-start_target() { # target
+start_target() { # target scenario
+	local auth=()
+	if [ "$2" = connauth ]; then auth=(--config "$TMP/auth.yaml" --token-api-addr "127.0.0.1:$TOKPORT"); fi
 	case $1 in
 	ours-store)
 		rm -rf "$TMP/data"
-		"$TMP/broker" --mqtt-addr "127.0.0.1:$PORT" --ws-addr "" --ops-addr "127.0.0.1:$OPS" \
+		"$TMP/broker" "${auth[@]}" --mqtt-addr "127.0.0.1:$PORT" --ws-addr "" --ops-addr "127.0.0.1:$OPS" \
 			--data-dir "$TMP/data" --log-level warn >>"$TMP/$1.log" 2>&1 &
 		;;
 	ours-nostore)
-		"$TMP/broker" --mqtt-addr "127.0.0.1:$PORT" --ws-addr "" --ops-addr "127.0.0.1:$OPS" \
+		"$TMP/broker" "${auth[@]}" --mqtt-addr "127.0.0.1:$PORT" --ws-addr "" --ops-addr "127.0.0.1:$OPS" \
 			--data-dir "" --log-level warn >>"$TMP/$1.log" 2>&1 &
 		;;
 	mosquitto)
@@ -95,14 +118,19 @@ run_scenario() { # target scenario round
 	fanin) "${lg[@]}" --qos 1 --size 64 --pubs 100 --subs 1 --pub-rate 300 --duration "$DUR" pubsub ;;
 	cpu) "${lg[@]}" --qos 1 --size 64 --pub-rate 10000 --duration "$DUR" pubsub ;;
 	conns) "${lg[@]}" --conns "$CONNS" --rate 0 --parallel 32 --hold 2s --keepalive 60s conn ;;
+	connauth)
+		"${lg[@]}" --conns "$CONNS" --rate 0 --parallel 32 --hold 0s --keepalive 60s \
+			--token-url "http://127.0.0.1:$TOKPORT/v1/token" --token-key "$API_KEY" --client-prefix bench- conn
+		;;
 	esac
 }
 
 for round in $(seq "$ROUNDS"); do
 	for scen in $SCENARIOS; do
 		for target in $TARGETS; do
+			if [ "$scen" = connauth ] && [ "$target" = mosquitto ]; then continue; fi # no token auth there
 			log "round $round/$ROUNDS: $scen on $target"
-			start_target "$target"
+			start_target "$target" "$scen"
 			if ! run_scenario "$target" "$scen" "$round" 2>>"$TMP/loadgen.log"; then
 				log "$scen on $target failed (see $TMP/loadgen.log)"
 			fi
@@ -121,10 +149,10 @@ num() {
 fmt() { [ -n "$1" ] && printf "%.${2}f" "$1" || printf 'n/a'; }
 ratio() { if [ -n "$1" ] && [ -n "$2" ] && awk "BEGIN{exit !($2 > 0)}"; then awk "BEGIN{printf \"%.2fx\", $1 / $2}"; else printf 'n/a'; fi; }
 
-row() { # label scenario jq-expr decimals [noratio]
+row() { # label scenario jq-expr decimals [noratio [mosquitto-scenario]]
 	local vals=() t v
 	for t in ours-store ours-nostore mosquitto; do
-		v=$(num "$t" "$2" "$3")
+		if [ "$t" = mosquitto ] && [ -n "${6:-}" ]; then v=$(num "$t" "$6" "$3"); else v=$(num "$t" "$2" "$3"); fi
 		vals+=("$v")
 	done
 	local r1 r2
@@ -159,15 +187,18 @@ LOSS='if .messages.expected > 0 then 100 * .messages.lost / .messages.expected e
 	row "10k msg/s run: end-to-end p99, ms" cpu '.end_to_end_latency.p99_ms' 2
 	row "idle memory per connection at $CONNS connections, KB (lower is better)" conns '.broker_process.rss_per_connection_bytes / 1000' 2
 	row "connections established" conns '.conns.connected' 0 noratio
-	row "connect rate, connects/s (higher is better)" conns '.conns.connect_rate' 0
-	row "connect latency p99 (dial to CONNACK), ms" conns '.connect_service_latency.p99_ms' 2
+	row "connect rate, anonymous, connects/s (higher is better)" conns '.conns.connect_rate' 0
+	row "connect latency p99 (dial to CONNACK), anonymous, ms" conns '.connect_service_latency.p99_ms' 2
+	row "connect rate, ours with token auth (mosquitto anonymous), connects/s" connauth '.conns.connect_rate' 0 ratio conns
+	row "connect latency p99 with token auth (mosquitto anonymous), ms" connauth '.connect_service_latency.p99_ms' 2 ratio conns
 	echo
 	echo "Notes"
 	echo
 	echo "- Throughput is distinct messages delivered per second, from the first publish to the last delivery; unthrottled QoS 0 publishers can outrun a broker, which then drops (loss column)."
 	echo "- CPU per message is the broker's utime+stime (from /proc/<pid>/stat) over the run divided by messages published; each message is read once and written once."
 	echo "- Idle memory is the broker's RSS after all connections are up minus its RSS before, per connection."
-	echo "- Connect rate: $CONNS connects, 32 handshakes in flight (mosquitto slows down past its listen backlog of 100 pending connections), no token auth yet (the token API lands with issue 4)."
+	echo "- Connect rate: $CONNS connects, 32 handshakes in flight (mosquitto slows down past its listen backlog of 100 pending connections)."
+	echo "  With token auth every CONNECT carries an EdDSA-signed broker token that our broker verifies; the tokens come from our token API and are fetched before the ramp (--token-prefetch), so the rate is the broker's."
 	stopped=$(for f in "$TMP"/*-*.json; do jq -r --arg f "$(basename "$f" .json)" 'select(.stopped != null and .stopped != "") | "- \($f): \(.stopped)"' "$f" 2>/dev/null; done)
 	if [ -n "$stopped" ]; then
 		echo "- Runs that stopped early:"
