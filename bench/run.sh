@@ -199,6 +199,9 @@ LOSS='if .messages.expected > 0 then 100 * .messages.lost / .messages.expected e
 	echo "- Idle memory is the broker's RSS after all connections are up minus its RSS before, per connection."
 	echo "- Connect rate: $CONNS connects, 32 handshakes in flight (mosquitto slows down past its listen backlog of 100 pending connections)."
 	echo "  With token auth every CONNECT carries an EdDSA-signed broker token that our broker verifies; the tokens come from our token API and are fetched before the ramp (--token-prefetch), so the rate is the broker's."
+	if [[ " $TARGETS " == *" ours-store "* ]] && [ -z "$(ls -A "$TMP/data" 2>/dev/null)" ]; then
+		echo "- This build wrote nothing to --data-dir: its store is not wired yet, so \"store on\" and \"store off\" ran the same code and differ only by noise."
+	fi
 	stopped=$(for f in "$TMP"/*-*.json; do jq -r --arg f "$(basename "$f" .json)" 'select(.stopped != null and .stopped != "") | "- \($f): \(.stopped)"' "$f" 2>/dev/null; done)
 	if [ -n "$stopped" ]; then
 		echo "- Runs that stopped early:"

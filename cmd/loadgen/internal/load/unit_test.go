@@ -81,3 +81,12 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 		t.Fatalf("default config: %v", err)
 	}
 }
+
+func TestCommandOutage(t *testing.T) {
+	if err := load.CommandOutage("true")(context.Background()); err != nil {
+		t.Fatalf("true: %v", err)
+	}
+	if err := load.CommandOutage("exit 3")(context.Background()); err == nil {
+		t.Fatal("exit 3: no error")
+	}
+}
