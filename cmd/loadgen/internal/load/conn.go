@@ -14,12 +14,11 @@ import (
 
 // slot is one of the N long-lived clients of conn and storm.
 type slot struct {
-	idx      int
-	id       string
-	mu       sync.Mutex
-	c        *wire.Client
-	leaving  atomic.Bool // we are closing it on purpose (churn)
-	dropTime time.Time
+	idx     int
+	id      string
+	mu      sync.Mutex
+	c       *wire.Client
+	leaving atomic.Bool // we are closing it on purpose (churn)
 }
 
 func (s *slot) client() *wire.Client {

@@ -52,10 +52,9 @@ type Client struct {
 	ping    *time.Timer
 	closing bool
 
-	done      chan struct{}
-	err       error
-	closeOnce sync.Once
-	graceful  atomic.Bool
+	done     chan struct{}
+	err      error
+	graceful atomic.Bool
 }
 
 // Connect performs the MQTT handshake on conn and, on success, starts the
@@ -316,7 +315,7 @@ func (c *Client) readLoop() {
 	_ = c.conn.Close()
 	if c.graceful.Load() {
 		err = nil
-	} else if err == nil || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
+	} else if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
 		err = fmt.Errorf("%w: %w", ErrClosed, err)
 	}
 	c.err = err
