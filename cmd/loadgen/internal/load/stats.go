@@ -94,7 +94,11 @@ func (h *hist) summary() *Latency {
 		Max:   ms(m.Max()),
 	}
 	for _, p := range curve {
-		l.Percentiles = append(l.Percentiles, PercentilePoint{Percentile: p, Millis: ms(m.ValueAtQuantile(p))})
+		v := m.ValueAtQuantile(p)
+		if p == 0 {
+			v = m.Min()
+		}
+		l.Percentiles = append(l.Percentiles, PercentilePoint{Percentile: p, Millis: ms(v)})
 	}
 	return l
 }

@@ -41,6 +41,7 @@ func htmlEscape(s string) string {
 func percentileChart(res *load.Result) *charts.Line {
 	line := charts.NewLine()
 	line.SetGlobalOptions(
+		charts.WithAnimation(false),
 		charts.WithInitializationOpts(opts.Initialization{PageTitle: "loadgen", Width: "1100px", Height: "500px"}),
 		charts.WithTitleOpts(opts.Title{Title: "Latency by percentile (ms)"}),
 		charts.WithTooltipOpts(opts.Tooltip{Trigger: "axis"}),
@@ -100,6 +101,7 @@ func timeAxis(res *load.Result) []string {
 func throughputChart(res *load.Result) *charts.Line {
 	line := charts.NewLine()
 	line.SetGlobalOptions(
+		charts.WithAnimation(false),
 		charts.WithInitializationOpts(opts.Initialization{Width: "1100px", Height: "400px"}),
 		charts.WithTitleOpts(opts.Title{Title: "Throughput over time (per second)"}),
 		charts.WithTooltipOpts(opts.Tooltip{Trigger: "axis"}),
@@ -117,6 +119,7 @@ func throughputChart(res *load.Result) *charts.Line {
 func connectionsChart(res *load.Result) *charts.Line {
 	line := charts.NewLine()
 	line.SetGlobalOptions(
+		charts.WithAnimation(false),
 		charts.WithInitializationOpts(opts.Initialization{Width: "1100px", Height: "400px"}),
 		charts.WithTitleOpts(opts.Title{Title: "Connections over time"}),
 		charts.WithTooltipOpts(opts.Tooltip{Trigger: "axis"}),
@@ -131,8 +134,12 @@ func connectionsChart(res *load.Result) *charts.Line {
 	for i, s := range res.Series {
 		conn[i] = opts.LineData{Value: s.Connected}
 		errs[i] = opts.LineData{Value: s.ConnErrors}
-		broker[i] = opts.LineData{Value: s.BrokerConns}
-		hasBroker = hasBroker || s.BrokerConns >= 0
+		if s.BrokerConns >= 0 {
+			broker[i] = opts.LineData{Value: s.BrokerConns}
+			hasBroker = true
+		} else {
+			broker[i] = opts.LineData{Value: "-"} // ECharts: no point
+		}
 	}
 	line.AddSeries("connected (loadgen)", conn)
 	line.AddSeries("connect errors (cumulative)", errs)

@@ -209,9 +209,22 @@ func (c *Client) Publish(ctx context.Context, topic string, qos byte, payload []
 	var id uint16
 	if qos > 0 {
 		var err error
-		if id, err = c.acquire(ctx); err != nil {
+		if id, err = c.Reserve(ctx); err != nil {
 			return 0, err
 		}
+	}
+	return id, c.PublishReserved(id, topic, qos, payload, stamp, flush)
+}
+
+// Reserve takes a packet id for one QoS 1 or 2 PUBLISH, waiting while the
+// in-flight window is full. Pass it to PublishReserved, which must follow.
+// Splitting the two lets a caller take its timestamps after the wait.
+func (c *Client) Reserve(ctx context.Context) (uint16, error) { return c.acquire(ctx) }
+
+// PublishReserved buffers a PUBLISH with a packet id from Reserve (0 for QoS 0)
+// and, if flush is set, writes it out.
+func (c *Client) PublishReserved(id uint16, topic string, qos byte, payload []byte, stamp int64, flush bool) error {
+	if qos > 0 {
 		c.stamps[id].Store(stamp)
 		c.inflight[id].Store(true)
 	}
@@ -223,9 +236,9 @@ func (c *Client) Publish(ctx context.Context, topic string, qos byte, payload []
 	}
 	c.wmu.Unlock()
 	if err != nil {
-		return id, c.writeFailed(err)
+		return c.writeFailed(err)
 	}
-	return id, nil
+	return nil
 }
 
 // Flush writes out everything buffered.
