@@ -105,6 +105,7 @@ func run(args []string, stdout, stderr *os.File) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	opts := []load.Option{load.WithLogger(logger)}
+	*quiet = *quiet || *jsonOut == "-" // stdout carries the JSON alone
 	live := !*quiet && isTerminal(stdout)
 	if live {
 		opts = append(opts, load.WithProgress(func(p load.Progress) { fmt.Fprintf(stdout, "\r\033[K%s", report.Line(p)) }))

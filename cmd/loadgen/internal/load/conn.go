@@ -104,6 +104,7 @@ func (r *runner) slotHandler(s *slot, onClose func(*slot, error)) wire.Handler {
 			return
 		}
 		r.dropped.Add(1)
+		r.dropReason(err)
 		if onClose != nil {
 			onClose(s, err)
 		}

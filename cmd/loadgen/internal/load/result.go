@@ -30,20 +30,22 @@ type Result struct {
 
 // ConnStats counts connection attempts and outcomes.
 type ConnStats struct {
-	Target      int     `json:"target"`
-	Attempts    int64   `json:"attempts"`
-	Connected   int64   `json:"connected"` // successful CONNACKs
-	Peak        int64   `json:"peak"`      // most connections open at once
-	AuthErrors  int64   `json:"auth_errors"`
-	Refused     int64   `json:"refused"` // other CONNACK refusals
-	DialErrors  int64   `json:"dial_errors"`
-	Timeouts    int64   `json:"timeouts"`
-	TokenErrors int64   `json:"token_errors"`
-	Dropped     int64   `json:"dropped"` // connections the broker closed
-	Churned     int64   `json:"churned"`
-	RampSeconds float64 `json:"ramp_seconds"`
-	ConnectRate float64 `json:"connect_rate"` // successful connects per second during the ramp
-	TokenCalls  int64   `json:"token_calls"`
+	Target      int   `json:"target"`
+	Attempts    int64 `json:"attempts"`
+	Connected   int64 `json:"connected"` // successful CONNACKs
+	Peak        int64 `json:"peak"`      // most connections open at once
+	AuthErrors  int64 `json:"auth_errors"`
+	Refused     int64 `json:"refused"` // other CONNACK refusals
+	DialErrors  int64 `json:"dial_errors"`
+	Timeouts    int64 `json:"timeouts"`
+	TokenErrors int64 `json:"token_errors"`
+	Dropped     int64 `json:"dropped"` // connections the broker closed
+	// DropReasons counts the drops by why they happened.
+	DropReasons map[string]int64 `json:"drop_reasons,omitempty"`
+	Churned     int64            `json:"churned"`
+	RampSeconds float64          `json:"ramp_seconds"`
+	ConnectRate float64          `json:"connect_rate"` // successful connects per second during the ramp
+	TokenCalls  int64            `json:"token_calls"`
 	// TokenSeconds is how long fetching every client's token before the ramp took.
 	TokenSeconds float64 `json:"token_prefetch_seconds,omitempty"`
 }

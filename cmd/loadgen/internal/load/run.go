@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -56,6 +57,8 @@ type runner struct {
 
 	sampleMu      sync.Mutex
 	series        []Sample
+	dropMu        sync.Mutex
+	drops         map[string]int64
 	tokenSecs     float64 // time spent prefetching tokens
 	metricsErrors atomic.Int64
 }
@@ -375,6 +378,26 @@ func (r *runner) takeSample() {
 	}
 }
 
+// dropReason counts why the broker closed a connection.
+func (r *runner) dropReason(err error) {
+	reason := "connection closed"
+	var se interface{ Timeout() bool }
+	switch {
+	case errors.Is(err, wire.ErrServerDisconnect):
+		reason = err.Error() // carries the reason code
+	case errors.Is(err, wire.ErrProtocol):
+		reason = "protocol error"
+	case errors.As(err, &se) && se.Timeout():
+		reason = "timeout"
+	}
+	r.dropMu.Lock()
+	if r.drops == nil {
+		r.drops = map[string]int64{}
+	}
+	r.drops[reason]++
+	r.dropMu.Unlock()
+}
+
 // seriesSnapshot returns the samples taken so far.
 func (r *runner) seriesSnapshot() []Sample {
 	r.sampleMu.Lock()
@@ -398,6 +421,11 @@ func (r *runner) connStats(res *Result, rampSecs float64, connectedAtRamp int64)
 		Churned:     r.churned.Load(),
 		RampSeconds: rampSecs,
 	}
+	r.dropMu.Lock()
+	if len(r.drops) > 0 {
+		res.Conns.DropReasons = maps.Clone(r.drops)
+	}
+	r.dropMu.Unlock()
 	if r.cfg.Scenario == PubSub {
 		res.Conns.Target = r.cfg.Publishers + r.cfg.Subscribers
 	}

@@ -74,11 +74,14 @@ func (r *runner) runStorm(ctx context.Context, res *Result) error {
 			case outageErr = <-outageDone:
 				outageOver = true
 				st.OutageSeconds = time.Since(outageStart).Seconds()
-				r.setPhase("recover")
 			default:
 			}
 		}
-		return outageOver && r.dropped.Load() > dropped0 && r.connected.Load() >= atRamp
+		if !outageOver || r.dropped.Load() == dropped0 {
+			return false // the outage is still under way, or has not begun
+		}
+		r.setPhase("recover")
+		return r.connected.Load() >= atRamp
 	})
 	cancel()
 	if !outageOver {

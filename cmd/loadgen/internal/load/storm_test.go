@@ -3,6 +3,7 @@ package load_test
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -117,5 +118,48 @@ func TestStormOutageError(t *testing.T) {
 	res, err := load.Run(context.Background(), cfg)
 	if !errors.Is(err, load.ErrOutage) || !errors.Is(err, boom) || res.Storm.OutageError != "boom" {
 		t.Fatalf("err %v", err)
+	}
+}
+
+func TestStormWaitsForTheOutage(t *testing.T) {
+	srv := testbroker.Start(t)
+	cfg := stormConfig(srv.TCPAddr, 10)
+	cfg.Outage = nil // loadgen waits for the broker to go away
+	outage := make(chan struct{})
+	var once sync.Once
+	type out struct {
+		res *load.Result
+		err error
+	}
+	done := make(chan out, 1)
+	go func() {
+		res, err := load.Run(context.Background(), cfg, load.WithProgress(func(p load.Progress) {
+			if p.Phase == "outage" {
+				once.Do(func() { close(outage) })
+			}
+		}))
+		done <- out{res, err}
+	}()
+	select {
+	case <-outage:
+	case <-time.After(20 * time.Second):
+		t.Fatal("never reached the outage phase")
+	}
+	srv.Restart(t)
+	var o out
+	select {
+	case o = <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("storm did not end")
+	}
+	if o.err != nil {
+		t.Fatal(o.err)
+	}
+	s := o.res.Storm
+	if s.Dropped != 10 || s.Recovered != 10 || s.AllBackSecs < 0 {
+		t.Fatalf("storm %+v", s)
+	}
+	if d := o.res.Conns.DropReasons; len(d) == 0 {
+		t.Fatalf("no drop reasons: %+v", o.res.Conns)
 	}
 }

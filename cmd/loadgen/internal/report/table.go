@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"text/tabwriter"
 
@@ -36,6 +37,15 @@ func Table(w io.Writer, res *load.Result) error {
 		p("\nconnections\ttarget\tattempts\tconnected\tpeak\tauth err\trefused\tdial err\ttimeouts\ttoken err\tdropped\tchurned\tconnects/s\t\n")
 		p("\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%.0f\t\n", c.Target, c.Attempts, c.Connected, c.Peak,
 			c.AuthErrors, c.Refused, c.DialErrors, c.Timeouts, c.TokenErrors, c.Dropped, c.Churned, c.ConnectRate)
+	}
+	var drops string
+	if c := res.Conns; c != nil && len(c.DropReasons) > 0 {
+		reasons := make([]string, 0, len(c.DropReasons))
+		for k, v := range c.DropReasons {
+			reasons = append(reasons, fmt.Sprintf("%s: %d", k, v))
+		}
+		sort.Strings(reasons)
+		drops = strings.Join(reasons, ", ")
 	}
 	if m := res.Msgs; m != nil {
 		p("\nmessages\tpublished\tacked\tack fail\texpected\tunique\tlost\tduplicates\treordered\tunexpected\tpublished/s\treceived/s\tdelivered/s\t\n")
@@ -89,6 +99,9 @@ func Table(w io.Writer, res *load.Result) error {
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	if drops != "" {
+		fmt.Fprintf(w, "\ndropped connections by reason: %s\n", drops)
 	}
 	if res.Stopped != "" {
 		fmt.Fprintf(w, "\nSTOPPED: %s\n", res.Stopped)
