@@ -205,7 +205,7 @@ LOSS='if .messages.expected > 0 then 100 * .messages.lost / .messages.expected e
 	stopped=$(for f in "$TMP"/*-*.json; do jq -r --arg f "$(basename "$f" .json)" 'select(.stopped != null and .stopped != "") | "- \($f): \(.stopped)"' "$f" 2>/dev/null; done)
 	if [ -n "$stopped" ]; then
 		echo "- Runs that stopped early:"
-		echo "$stopped" | sed 's/^/  /'
+		printf "%s\n" "$stopped" | while IFS= read -r line; do echo "  $line"; done
 	fi
 	echo
 	echo "Reproduce: \`make bench\` (needs Go and root for apt-get, or mosquitto and jq installed). Raw results: bench/tmp/*.json."

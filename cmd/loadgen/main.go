@@ -36,7 +36,7 @@ func run(args []string, stdout, stderr *os.File) int {
 	srcIPs := fs.String("source-ips", "", "local addresses to spread connections over, e.g. 127.0.0.1-127.0.0.8")
 	outageCmd := fs.String("outage-cmd", "", "storm: shell command that restarts or kills the broker (default: wait for it to go away)")
 	jsonOut := fs.String("json", "", "write machine-readable results to this file (- for stdout)")
-	htmlOut := fs.String("report", "", "write an HTML report with charts to this file")
+	htmlOut := fs.String("report", "", "write an HTML report with charts to this file (the page loads ECharts from its web host when opened)")
 	quiet := fs.Bool("quiet", false, "no live progress and no summary table")
 	qos := fs.Uint("qos", 0, "pubsub: QoS 0, 1 or 2")
 	fs.StringVar(&cfg.Broker, "broker", cfg.Broker, "broker address: tcp://host:port, tls://, ws://host:port/mqtt, wss://")
