@@ -13,7 +13,13 @@ import (
 	"github.com/courier-mqtt/courier/cmd/loadgen/internal/testbroker"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		// badger (linked through the broker's store) starts glog's flush goroutine at init
+		goleak.IgnoreTopFunction("github.com/golang/glog.(*fileSink).flushDaemon"),
+		goleak.IgnoreTopFunction("github.com/golang/glog.(*loggingT).flushDaemon"),
+	)
+}
 
 func files(t *testing.T) (stdout, stderr *os.File) {
 	t.Helper()
