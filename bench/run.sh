@@ -24,7 +24,7 @@ TARGETS=${BENCH_TARGETS:-"ours-store ours-nostore mosquitto"}
 SCENARIOS=${BENCH_SCENARIOS:-"qos0 qos1 fanin cpu conns connauth"}
 TOKPORT=$((PORT + 2))
 
-log() { printf '[bench] %s\n' "$*" >&2; }
+log() { printf '[bench %s] %s\n' "$(date +%T)" "$*" >&2; }
 die() { log "$*"; exit 1; }
 
 install_pkg() { # command package
