@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make bench: our broker (store on and store off) beside Debian's mosquitto on
 # the same loadgen scenarios, one fresh broker per run, alternating targets.
-# Writes bench/results.md. Bounded: about 4 minutes with the defaults.
+# Writes bench/results.md. Bounded: about 5 minutes with the defaults.
 #
 # Knobs (environment):
 #   BENCH_DURATION  publishing time per throughput run (default 3s)
