@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -92,6 +93,13 @@ func TestAddressFallbackAndEventConnectionInfo(t *testing.T) {
 	defer ev.Close()
 	if err := c.Start(); err != nil {
 		t.Fatal(err)
+	}
+	fail := waitEvent(t, ev, client.EventSocketConnectFailure, nil)
+	if fail.Topic != net.JoinHostPort(dh, strconv.Itoa(int(dp))) || fail.Err == nil {
+		t.Fatalf("socket failure event %+v", fail)
+	}
+	if ok := waitEvent(t, ev, client.EventSocketConnectSuccess, nil); ok.Topic != srv.TCPAddr {
+		t.Fatalf("socket success event for %s", ok.Topic)
 	}
 	e := waitEvent(t, ev, client.EventConnectSuccess, nil)
 	want := client.ConnectionInfo{ClientID: "fallback", Username: "alice", KeepAlive: 30 * time.Second, Address: srv.TCPAddr}

@@ -76,16 +76,22 @@ func TestTLS(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(c.Stop)
+			ev := c.Events(64)
+			defer ev.Close()
 			err = c.Start()
 			if tt.wantErr {
 				var ue x509.UnknownAuthorityError
 				if !errors.As(err, &ue) {
 					t.Fatalf("Start: %v, want an unknown authority error", err)
 				}
+				waitEvent(t, ev, client.EventSSLHandshakeFailure, nil)
 				return
 			}
 			if err != nil {
 				t.Fatal(err)
+			}
+			if !strings.HasPrefix(tt.name, "wss") { // gorilla does the wss handshake itself
+				waitEvent(t, ev, client.EventSSLHandshakeSuccess, nil)
 			}
 			if err := c.Publish(ctxT(t), "tls/t", "secure", client.QOSOne); err != nil {
 				t.Fatal(err)
