@@ -473,3 +473,54 @@ func TestRetainedPublishAndDelivery(t *testing.T) {
 		break
 	}
 }
+
+func TestExponentialStartStrategy(t *testing.T) {
+	srv := brokertest.Start(t, brokertest.WithoutStore())
+	srv.Stop(t)
+	c := newClient(t, srv.TCPAddr, client.WithAutoReconnect(false), client.WithConnectTimeout(time.Second))
+	failed := make(chan error, 64)
+	done := client.ExponentialStartStrategy(context.Background(), c,
+		client.WithStartIntervals(time.Millisecond, 20*time.Millisecond),
+		client.WithOnRetry(func(err error) {
+			select {
+			case failed <- err:
+			default:
+			}
+		}))
+	select {
+	case err := <-failed:
+		if err == nil {
+			t.Fatal("retry without an error")
+		}
+	case <-time.After(waitFor):
+		t.Fatal("no failed start while the broker is down")
+	}
+	srv.Restart(t)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("strategy ended with %v", err)
+		}
+	case <-time.After(waitFor):
+		t.Fatal("never started")
+	}
+	awaitConnected(t, c)
+
+	// A cancelled context ends the strategy.
+	dh, dp := deadAddr(t)
+	c2, err := client.NewClient(client.WithAddress(dh, dp), client.WithAutoReconnect(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done2 := client.ExponentialStartStrategy(ctx, c2, client.WithStartIntervals(time.Millisecond, 5*time.Millisecond))
+	cancel()
+	select {
+	case err := <-done2:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("cancelled strategy: %v", err)
+		}
+	case <-time.After(waitFor):
+		t.Fatal("strategy ignored its context")
+	}
+}
