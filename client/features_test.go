@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -522,5 +524,52 @@ func TestExponentialStartStrategy(t *testing.T) {
 		}
 	case <-time.After(waitFor):
 		t.Fatal("strategy ignored its context")
+	}
+}
+
+func TestConnectionCallbacks(t *testing.T) {
+	srv := brokertest.Start(t, brokertest.WithoutStore())
+	connects, reconnects, lost := make(chan struct{}, 8), make(chan struct{}, 8), make(chan error, 8)
+	d := &captureDialer{}
+	c := startClient(t, srv, client.WithDialer(d),
+		client.WithOnConnect(func(client.PubSub) { connects <- struct{}{} }),
+		client.WithOnReconnect(func(client.PubSub) { reconnects <- struct{}{} }),
+		client.WithOnConnectionLost(func(err error) { lost <- err }))
+	wait := func(name string, ch <-chan struct{}) {
+		t.Helper()
+		select {
+		case <-ch:
+		case <-time.After(waitFor):
+			t.Fatalf("no %s callback", name)
+		}
+	}
+	wait("connect", connects)
+	if len(reconnects) != 0 {
+		t.Fatal("reconnect callback on the first connect")
+	}
+	d.cut()
+	select {
+	case err := <-lost:
+		if err == nil {
+			t.Fatal("connection lost without a reason")
+		}
+	case <-time.After(waitFor):
+		t.Fatal("no connection lost callback")
+	}
+	wait("second connect", connects)
+	wait("reconnect", reconnects)
+	awaitConnected(t, c)
+}
+
+func TestWebSocketHeader(t *testing.T) {
+	srv := brokertest.Start(t, brokertest.WithoutStore())
+	// The broker refuses browser origins it does not know: the header is sent.
+	c, err := client.NewClient(client.WithBrokerURL(srv.WSURL), client.WithAutoReconnect(false),
+		client.WithWebSocketHeader(http.Header{"Origin": {"http://evil.example"}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(); err == nil || !strings.Contains(err.Error(), "bad handshake") {
+		t.Fatalf("Start with a foreign Origin: %v, want the upgrade refused", err)
 	}
 }
