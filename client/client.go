@@ -95,6 +95,7 @@ func NewClient(opts ...Option) (*Client, error) {
 		subs:   newSubStore(),
 		connCh: make(chan struct{}),
 	}
+	c.streams.ttl, c.streams.max = o.unmatchedTTL, o.unmatchedMax
 	c.state.clientID = o.clientID
 	c.state.username = o.username
 	c.state.keepAlive = o.keepAlive

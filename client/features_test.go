@@ -573,3 +573,45 @@ func TestWebSocketHeader(t *testing.T) {
 		t.Fatalf("Start with a foreign Origin: %v, want the upgrade refused", err)
 	}
 }
+
+func TestUnmatchedRetentionReplaysIntoLaterStream(t *testing.T) {
+	srv := brokertest.Start(t, brokertest.WithoutStore())
+	c := startClient(t, srv, client.WithUnmatchedRetention(time.Minute, 2))
+	ev := c.Events(64)
+	defer ev.Close()
+	// Subscribed, but no handler and no stream yet.
+	if err := c.Subscribe(ctxT(t), "late/#", nil, client.QOSOne); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"1", "2", "3"} {
+		if err := c.Publish(ctxT(t), "late/a", p, client.QOSOne); err != nil {
+			t.Fatal(err)
+		}
+		e := waitEvent(t, ev, client.EventMessageReceiveError, nil)
+		if !errors.Is(e.Err, client.ErrNoHandler) {
+			t.Fatalf("receive error %v", e.Err)
+		}
+	}
+	other := c.Stream("elsewhere/#", 4)
+	defer other.Close()
+	s := c.Stream("late/+", 4)
+	defer s.Close()
+	// Bounded to 2: "1" was dropped; "2" and "3" replay in order.
+	for _, want := range []string{"2", "3"} {
+		if m := recv(t, s.C); string(m.Payload()) != want {
+			t.Fatalf("replayed %q, want %q", m.Payload(), want)
+		}
+	}
+	if len(other.C) != 0 {
+		t.Fatal("a non-matching stream got replayed messages")
+	}
+	// Replayed messages are handed out once.
+	again := c.Stream("late/#", 4)
+	defer again.Close()
+	if err := c.Publish(ctxT(t), "late/b", "live", client.QOSOne); err != nil {
+		t.Fatal(err)
+	}
+	if m := recv(t, again.C); string(m.Payload()) != "live" {
+		t.Fatalf("second stream got %q first", m.Payload())
+	}
+}

@@ -328,7 +328,7 @@ func (c *Client) route(ctx context.Context, ps PubSub, msg *Message) {
 			c.callHandler(ctx, ps, s.handler, msg)
 		}
 	}
-	if c.streams.deliver(msg) {
+	if c.streams.deliver(msg, matched) {
 		matched = true
 	}
 	if !matched {
