@@ -7,6 +7,7 @@ import (
 	"math"
 	"net"
 	"os"
+	"sync"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -22,6 +23,7 @@ type coreHook struct {
 	floor    uint16
 	ceiling  uint16
 	provides [256]bool
+	parkMu   sync.Mutex // serialises unparking; taken only when a client may have parked messages
 }
 
 func newCoreHook(b *Broker) *coreHook {
@@ -34,7 +36,7 @@ func newCoreHook(b *Broker) *coreHook {
 		mqtt.OnConnect, mqtt.OnSessionEstablished, mqtt.OnDisconnect,
 		mqtt.OnSubscribed, mqtt.OnUnsubscribed, mqtt.OnPublished, mqtt.OnPacketSent,
 		mqtt.OnPublishDropped, mqtt.OnQosDropped, mqtt.OnClientExpired,
-		mqtt.OnWill,
+		mqtt.OnWill, mqtt.OnQosComplete,
 	} {
 		h.provides[p] = true
 	}
