@@ -99,8 +99,7 @@ func (st *Store) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 	if !pk.Connect.Clean {
 		return
 	}
-	st.forgetClient(cl.ID)
-	st.enqueue(deleteClientOps(cl.ID, false)...)
+	st.wipeClient(cl.ID)
 }
 
 // OnSessionEstablished records a persistent session.
@@ -108,6 +107,9 @@ func (st *Store) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 	if !persistent(cl) {
 		return
 	}
+	st.idx.Lock()
+	st.known[cl.ID] = true
+	st.idx.Unlock()
 	st.putSession(cl, 0)
 }
 
@@ -153,8 +155,7 @@ func (st *Store) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
 		return
 	}
 	if expire {
-		st.forgetClient(cl.ID)
-		st.enqueue(deleteClientOps(cl.ID, false)...)
+		st.wipeClient(cl.ID)
 		return
 	}
 	if persistent(cl) {
@@ -164,8 +165,7 @@ func (st *Store) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
 
 // OnClientExpired removes everything stored for an expired session.
 func (st *Store) OnClientExpired(cl *mqtt.Client) {
-	st.forgetClient(cl.ID)
-	st.enqueue(deleteClientOps(cl.ID, false)...)
+	st.wipeClient(cl.ID)
 }
 
 // OnSubscribed stores the granted subscriptions of a persistent session.
@@ -505,6 +505,20 @@ func (st *Store) forgetClient(cid string) {
 	delete(st.inbound, cid)
 	delete(st.inQoS1, cid)
 	st.idx.Unlock()
+}
+
+// wipeClient removes everything stored for cid. Only clients that ever had a
+// persistent session can have records, so others cost nothing (a prefix
+// delete walks Badger's tables).
+func (st *Store) wipeClient(cid string) {
+	st.forgetClient(cid)
+	st.idx.Lock()
+	known := st.known[cid]
+	delete(st.known, cid)
+	st.idx.Unlock()
+	if known {
+		st.enqueue(deleteClientOps(cid, false)...)
+	}
 }
 
 // OnRetainMessage stores or clears a retained message.

@@ -61,6 +61,7 @@ type Store struct {
 	fanouts     map[uint64]*fanout           // seq -> write-ahead targets of a publish in progress
 	pubFans     map[*mqtt.Client][]uint64    // publisher -> seqs of its publishes in progress
 	owed        map[*mqtt.Client]uint64      // client -> ticket its next acknowledgement must wait for
+	known       map[string]bool              // clients that may have records (persistent sessions seen)
 	restoredIDs map[string]bool
 
 	quarantined atomic.Int64
@@ -148,6 +149,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		fanouts: map[uint64]*fanout{},
 		pubFans: map[*mqtt.Client][]uint64{},
 		owed:    map[*mqtt.Client]uint64{},
+		known:   map[string]bool{},
 	}
 	st.cond = sync.NewCond(&st.mu)
 	if err := st.checkSchema(); err != nil {
