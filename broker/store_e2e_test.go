@@ -155,6 +155,9 @@ func TestStoreQueuedInOrderV5(t *testing.T) {
 	for i, p := range want {
 		pub.publish(t, &paho.Publish{Topic: "order/a", QoS: byte(1 + i%2), Payload: []byte(p)})
 	}
+	// mochi acks before it fans out; a second round trip on the same
+	// connection guarantees the last fan-out is done before the reconnect.
+	pub.publish(t, &paho.Publish{Topic: "barrier", QoS: 1})
 	sub, ack := stDialV5(t, srv.TCPAddr, "order-sub", false, 600)
 	if !ack.SessionPresent {
 		t.Fatal("session not present")
