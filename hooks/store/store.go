@@ -376,9 +376,23 @@ func (st *Store) waitApplied() error {
 
 func (st *Store) commitLoop() {
 	defer st.wg.Done()
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
+	defer linger.Stop()
 	for {
 		select {
 		case <-st.kick:
+			// Linger so that records of messages acknowledged within the
+			// window are created and deleted in one batch and never reach
+			// Badger. Acknowledgements do not wait for this (the WAL has
+			// the writes); with SyncWrites they do, so it stays short.
+			if d := st.opts.CommitDelay; d > 0 {
+				linger.Reset(d)
+				select {
+				case <-linger.C:
+				case <-st.quit:
+				}
+			}
 			st.commitPending()
 		case <-st.quit:
 			if !st.abort.Load() {
