@@ -27,13 +27,23 @@ func benchBroker(b *testing.B, pairs int, withStore bool) {
 	done := make(chan struct{})
 	total := int64(per * pairs)
 	pubs := make([]*stV5, pairs)
+	stop := make(chan struct{})
+	var counters sync.WaitGroup
+	defer func() { close(stop); counters.Wait() }()
 	for i := range pairs {
 		sub, _ := stDialV5(b, srv.TCPAddr, fmt.Sprintf("bench-sub-%d", i), false, 600)
 		sub.subscribe(b, fmt.Sprintf("bench/%d", i), 1)
+		counters.Add(1)
 		go func() {
-			for range sub.msgs {
-				if received.Add(1) == total {
-					close(done)
+			defer counters.Done()
+			for {
+				select {
+				case <-sub.msgs:
+					if received.Add(1) == total {
+						close(done)
+					}
+				case <-stop:
+					return
 				}
 			}
 		}()
