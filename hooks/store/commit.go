@@ -244,4 +244,3 @@ func (st *Store) runGC() {
 		}
 	}
 }
-
