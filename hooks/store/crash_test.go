@@ -95,3 +95,23 @@ func testCrash(t *testing.T, syncWrites bool) {
 		got[uint16(id)] = true
 	}
 }
+
+// The store caches subscriber sets for its write-ahead; a subscription made
+// after a topic was published to must still be written ahead.
+func TestWriteAheadSeesNewSubscriptions(t *testing.T) {
+	dir := t.TempDir()
+	b := startBroker(t, dir)
+	pub, _ := dial(t, b.addr, "pub", connOpt{clean: true})
+	pub.publish(1, "late/t", 1, []byte("nobody listens"))
+	sub, _ := dial(t, b.addr, "late-sub", connOpt{expiry: 300})
+	sub.subscribe(1, packets.Subscription{Filter: "late/#", Qos: 1})
+	sub.disconnect()
+	pub.publish(2, "late/t", 1, []byte("queued"))
+	b.crash(t)
+
+	b = startBroker(t, dir)
+	sub, _ = dial(t, b.addr, "late-sub", connOpt{expiry: 300})
+	if got := sub.receive(1); got[0] != "queued" {
+		t.Fatalf("got %v", got)
+	}
+}

@@ -165,11 +165,52 @@ func (st *Store) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
 
 // OnClientExpired removes everything stored for an expired session.
 func (st *Store) OnClientExpired(cl *mqtt.Client) {
+	st.subscriptionsChanged()
 	st.wipeClient(cl.ID)
+}
+
+// cachedSubs is the non-shared subscriber set of a topic at generation gen.
+type cachedSubs struct {
+	gen  uint64
+	subs map[string]packets.Subscription
+}
+
+func (st *Store) subscriptionsChanged() {
+	st.subMu.Lock()
+	st.subGen++
+	st.subMu.Unlock()
+}
+
+// subscribers returns mochi's subscriber set for topic, from a cache when no
+// subscription changed since it was computed and the topic has no shared
+// subscription (those are chosen per message). Every subscription change
+// reaches a hook (OnSubscribed, OnUnsubscribed, also through mochi's
+// UnsubscribeClient, OnClientExpired); a change not yet reported only costs
+// the write-ahead for that message, as mochi's own fan-out still reaches
+// OnQosPublish.
+func (st *Store) subscribers(topic string) *mqtt.Subscribers {
+	st.subMu.Lock()
+	c, ok := st.subCache[topic]
+	gen := st.subGen
+	st.subMu.Unlock()
+	if ok && c.gen == gen {
+		return &mqtt.Subscribers{Subscriptions: c.subs}
+	}
+	subs := st.server.Topics.Subscribers(topic)
+	if len(subs.Shared) == 0 && len(subs.InlineSubscriptions) == 0 {
+		st.subMu.Lock()
+		if len(st.subCache) >= 4096 {
+			clear(st.subCache)
+		}
+		st.subCache[topic] = cachedSubs{gen: gen, subs: subs.Subscriptions}
+		st.subMu.Unlock()
+	}
+	return subs
 }
 
 // OnSubscribed stores the granted subscriptions of a persistent session.
 func (st *Store) OnSubscribed(cl *mqtt.Client, pk packets.Packet, codes []byte) {
+	st.subscriptionsChanged()
 	if !persistent(cl) {
 		return
 	}
@@ -188,6 +229,7 @@ func (st *Store) OnSubscribed(cl *mqtt.Client, pk packets.Packet, codes []byte) 
 
 // OnUnsubscribed removes subscriptions of a persistent session.
 func (st *Store) OnUnsubscribed(cl *mqtt.Client, pk packets.Packet) {
+	st.subscriptionsChanged()
 	if !persistent(cl) {
 		return
 	}
@@ -207,7 +249,7 @@ func (st *Store) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, 
 	if pk.Ignore || pk.FixedHeader.Qos == 0 || st.server == nil {
 		return pk, nil
 	}
-	subs := st.server.Topics.Subscribers(pk.TopicName)
+	subs := st.subscribers(pk.TopicName)
 	if len(subs.Subscriptions) == 0 && len(subs.Shared) == 0 {
 		return pk, nil
 	}

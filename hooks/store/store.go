@@ -53,14 +53,19 @@ type Store struct {
 	closeErr  error
 
 	// in-memory indexes
-	idx         sync.Mutex
-	out         map[string]map[uint16]uint64 // client -> packet id -> seq of its outbound record
-	inbound     map[string]map[uint16]bool   // client -> packet ids of stored inbound QoS 2 records
-	inQoS1      map[string]uint16            // client -> packet id of the inbound QoS 1 ack being completed
-	fanouts     map[uint64]*fanout           // seq -> write-ahead targets of a publish in progress
-	pubFans     map[*mqtt.Client][]uint64    // publisher -> seqs of its publishes in progress
-	owed        map[*mqtt.Client]uint64      // client -> ticket its next acknowledgement must wait for
-	known       map[string]bool              // clients that may have records (persistent sessions seen)
+	idx     sync.Mutex
+	out     map[string]map[uint16]uint64 // client -> packet id -> seq of its outbound record
+	inbound map[string]map[uint16]bool   // client -> packet ids of stored inbound QoS 2 records
+	inQoS1  map[string]uint16            // client -> packet id of the inbound QoS 1 ack being completed
+	fanouts map[uint64]*fanout           // seq -> write-ahead targets of a publish in progress
+	pubFans map[*mqtt.Client][]uint64    // publisher -> seqs of its publishes in progress
+	owed    map[*mqtt.Client]uint64      // client -> ticket its next acknowledgement must wait for
+	known   map[string]bool              // clients that may have records (persistent sessions seen)
+
+	// subscriber cache for OnPublish (mochi computes the same set again)
+	subMu       sync.Mutex
+	subGen      uint64 // bumped on every subscription change
+	subCache    map[string]cachedSubs
 	restoredIDs map[string]bool
 
 	quarantined atomic.Int64
@@ -115,6 +120,8 @@ func Open(dir string, opts Options) (*Store, error) {
 		pubFans: map[*mqtt.Client][]uint64{},
 		owed:    map[*mqtt.Client]uint64{},
 		known:   map[string]bool{},
+
+		subCache: map[string]cachedSubs{},
 	}
 	st.cond = sync.NewCond(&st.mu)
 	if err := st.checkSchema(); err != nil {
