@@ -10,9 +10,10 @@
 //     client id or topic contains.
 //   - Fixes (NewFixes) repairs mochi core behaviour: publish order of resent
 //     messages, expired sessions left in the topic index, QoS 2 DUP resends
-//     answered 0x91, shared subscriptions delivered to offline members and
-//     expired retained messages delivered on subscribe. The broker registers
-//     it whether or not the store is on.
+//     answered 0x91, outbound flows erased by an inbound packet id, shared
+//     subscriptions delivered to offline members and expired retained
+//     messages delivered on subscribe. The broker registers it whether or
+//     not the store is on.
 //
 // Usage sketch:
 //
