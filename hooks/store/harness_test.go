@@ -249,7 +249,6 @@ type connOpt struct {
 	clean   bool
 	expiry  uint32
 	noAck   bool
-	keepRaw bool
 }
 
 func dial(t testing.TB, addr, id string, o connOpt) (*rawClient, packets.Packet) {

@@ -73,7 +73,6 @@ type Store struct {
 
 // fanout is the set of subscribers a publish was written ahead for.
 type fanout struct {
-	msg     msgRec
 	targets map[string]bool // client id -> OnQosPublish seen
 }
 
