@@ -245,10 +245,10 @@ type rawClient struct {
 }
 
 type connOpt struct {
-	ver     byte
-	clean   bool
-	expiry  uint32
-	noAck   bool
+	ver    byte
+	clean  bool
+	expiry uint32
+	noAck  bool
 }
 
 func dial(t testing.TB, addr, id string, o connOpt) (*rawClient, packets.Packet) {
