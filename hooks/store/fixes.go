@@ -277,8 +277,12 @@ func (f *Fixes) OnQosComplete(cl *mqtt.Client, pk packets.Packet) {
 	f.forgetID(cl.ID, pk.PacketID)
 }
 
-// OnQosDropped forgets a dropped outbound message.
+// OnQosDropped forgets a dropped outbound message (not for a taken-over
+// client, whose messages mochi has just moved to the new connection).
 func (f *Fixes) OnQosDropped(cl *mqtt.Client, pk packets.Packet) {
+	if cl.IsTakenOver() {
+		return
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.forgetID(cl.ID, pk.PacketID)

@@ -503,8 +503,13 @@ func (st *Store) OnQosComplete(cl *mqtt.Client, pk packets.Packet) {
 	}
 }
 
-// OnQosDropped removes a dropped flow (expired, refused, or cleared).
+// OnQosDropped removes a dropped flow (expired, refused, or cleared). It
+// ignores a taken-over client: mochi clears the old connection's inflight
+// messages after cloning them into the new one, and reports each as dropped.
 func (st *Store) OnQosDropped(cl *mqtt.Client, pk packets.Packet) {
+	if cl.IsTakenOver() {
+		return
+	}
 	st.dropOutbound(cl.ID, pk.PacketID)
 	st.dropInbound(cl.ID, pk.PacketID)
 }
