@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bytes"
 	"io"
 	"log/slog"
 	"sort"
@@ -106,8 +105,12 @@ func NewFixes(server *mqtt.Server, opts ...FixesOption) *Fixes {
 func (f *Fixes) ID() string { return "courier-fixes" }
 
 // Provides reports the events the fixes handle.
-func (f *Fixes) Provides(b byte) bool {
-	return bytes.Contains([]byte{
+func (f *Fixes) Provides(b byte) bool { return fixesProvides[b] }
+
+// fixesProvides is the set of mochi events the hook handles, as a lookup table:
+// mochi asks every hook before every event.
+var fixesProvides = func() (t [256]bool) {
+	for _, b := range []byte{
 		mqtt.OnPacketRead,
 		mqtt.OnPacketProcessed,
 		mqtt.OnPacketSent,
@@ -118,8 +121,11 @@ func (f *Fixes) Provides(b byte) bool {
 		mqtt.OnQosDropped,
 		mqtt.OnDisconnect,
 		mqtt.OnClientExpired,
-	}, []byte{b})
-}
+	} {
+		t[b] = true
+	}
+	return t
+}()
 
 func (f *Fixes) setRetainedExpired(fn func(string)) {
 	f.mu.Lock()

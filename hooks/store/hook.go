@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bytes"
 	"fmt"
 	"sort"
 
@@ -14,8 +13,12 @@ func (st *Store) ID() string { return "courier-store" }
 
 // Provides reports the mochi events the store handles. It does not provide
 // OnSysInfoTick or StoredSysInfo: no $SYS writes every second.
-func (st *Store) Provides(b byte) bool {
-	return bytes.Contains([]byte{
+func (st *Store) Provides(b byte) bool { return storeProvides[b] }
+
+// storeProvides is the set of mochi events the hook handles, as a lookup table:
+// mochi asks every hook before every event.
+var storeProvides = func() (t [256]bool) {
+	for _, b := range []byte{
 		mqtt.OnSessionEstablish,
 		mqtt.OnSessionEstablished,
 		mqtt.OnDisconnect,
@@ -35,8 +38,11 @@ func (st *Store) Provides(b byte) bool {
 		mqtt.StoredSubscriptions,
 		mqtt.StoredInflightMessages,
 		mqtt.StoredRetainedMessages,
-	}, []byte{b})
-}
+	} {
+		t[b] = true
+	}
+	return t
+}()
 
 // Init takes a Config (or *Config) naming the server the store serves.
 func (st *Store) Init(config any) error {
