@@ -71,11 +71,9 @@ func (st *Store) commitLoop() {
 	}
 }
 
-// walSegmentSize is the size after which the WAL moves to a new segment.
-const walSegmentSize = 8 << 20
-
 // commitPending applies everything queued to Badger as one group and
-// releases the waiters; with SyncWrites it first fsyncs the WAL.
+// releases the waiters; with SyncWrites it first syncs the WAL. WAL segments
+// sealed before the group are deleted once it is applied.
 func (st *Store) commitPending() {
 	for {
 		st.mu.Lock()
@@ -83,32 +81,30 @@ func (st *Store) commitPending() {
 		st.pending = nil
 		t := st.ticket
 		if len(st.walBuf) > 0 { // nothing reaches Badger before the WAL
-			if err := st.wal.append(st.walBuf); err != nil {
+			if err := st.wal.append(st.walBuf, t); err != nil {
 				st.log.Error("wal write failed", "err", err)
 			}
 			st.walBuf = nil
 		}
-		var old *os.File
-		oldNum := st.wal.num
-		if len(ops) > 0 && st.wal.size > walSegmentSize {
-			old = st.wal.f
-			if err := st.wal.openSegment(oldNum + 1); err != nil {
-				st.log.Error("wal rotation failed", "err", err)
-				st.wal.f, st.wal.num = old, oldNum
-				old = nil
+		var toSync []segmentFile
+		if st.opts.SyncWrites && len(ops) > 0 {
+			for _, sg := range st.wal.sealed {
+				toSync = append(toSync, sg.f)
 			}
+			toSync = append(toSync, st.wal.f)
 		}
-		cur := st.wal.f
 		st.mu.Unlock()
 		if len(ops) == 0 {
 			return
 		}
 		if st.opts.SyncWrites {
-			f := cur
-			if old != nil {
-				f = old
+			var err error
+			for _, f := range toSync {
+				if serr := f.sync(); serr != nil && err == nil {
+					err = serr
+				}
 			}
-			if err := f.Sync(); err != nil {
+			if err != nil {
 				st.log.Error("wal sync failed", "err", err)
 			} else {
 				st.mu.Lock()
@@ -122,19 +118,29 @@ func (st *Store) commitPending() {
 			st.failed.Store(true)
 			st.log.Error("store commit failed", "err", err, "writes", len(ops))
 		}
-		if old != nil {
-			_ = old.Close()
-			if !st.failed.Load() {
-				if rerr := os.Remove(segPath(st.wal.dir, oldNum)); rerr != nil {
-					st.log.Warn("wal segment not removed", "err", rerr)
-				}
-			}
-		}
 		st.mu.Lock()
 		st.committed = t
 		st.commitErr = err
+		var done []sealedSegment
+		if !st.failed.Load() {
+			keep := st.wal.sealed[:0]
+			for _, sg := range st.wal.sealed {
+				if sg.ticket <= t {
+					done = append(done, sg)
+				} else {
+					keep = append(keep, sg)
+				}
+			}
+			st.wal.sealed = keep
+		}
 		st.cond.Broadcast()
 		st.mu.Unlock()
+		for _, sg := range done {
+			_ = sg.f.close()
+			if rerr := os.Remove(segPath(st.wal.dir, sg.num)); rerr != nil {
+				st.log.Warn("wal segment not removed", "err", rerr)
+			}
+		}
 	}
 }
 

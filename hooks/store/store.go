@@ -132,7 +132,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open store %s: replay wal: %w", dir, err)
 	}
 	if err := st.initSeq(); err != nil {
-		_ = st.wal.f.Close()
+		_ = st.wal.f.close()
 		_ = db.Close()
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
 	}
@@ -146,12 +146,15 @@ func Open(dir string, opts Options) (*Store, error) {
 // old segments and starts a new one.
 func (st *Store) recoverWAL(dir string) error {
 	n := 0
-	nums, err := replayWAL(dir, func(ops []op) error {
+	nums, torn, err := replayWAL(dir, func(ops []op) error {
 		n += len(ops)
 		return st.apply(ops)
 	})
 	if err != nil {
 		return err
+	}
+	if torn {
+		st.log.Warn("wal replay stopped at a torn record", "writes", n)
 	}
 	if n > 0 {
 		st.log.Info("wal replayed", "writes", n, "segments", len(nums))
@@ -161,7 +164,7 @@ func (st *Store) recoverWAL(dir string) error {
 		next = nums[len(nums)-1] + 1
 	}
 	st.wal = &wal{dir: dir}
-	if err := st.wal.openSegment(next); err != nil {
+	if err := st.wal.openSegment(next, 0); err != nil {
 		return err
 	}
 	for _, num := range nums {
@@ -239,12 +242,17 @@ func (st *Store) Close() error {
 		st.cond.Broadcast()
 		st.mu.Unlock()
 		var errs []error
-		if err := st.wal.f.Close(); err != nil {
-			errs = append(errs, err)
-		}
-		if !st.abort.Load() && !st.failed.Load() { // everything is in Badger
-			if err := os.Remove(segPath(st.wal.dir, st.wal.num)); err != nil {
+		keep := st.abort.Load() || st.failed.Load() // the next Open replays
+		segs := append(st.wal.sealed, sealedSegment{num: st.wal.num, f: st.wal.f})
+		st.wal.sealed = nil
+		for _, sg := range segs {
+			if err := sg.f.close(); err != nil {
 				errs = append(errs, err)
+			}
+			if !keep {
+				if err := os.Remove(segPath(st.wal.dir, sg.num)); err != nil {
+					errs = append(errs, err)
+				}
 			}
 		}
 		if err := st.db.Close(); err != nil {
@@ -291,7 +299,7 @@ func (st *Store) queue(ops []op, lazy bool) uint64 {
 		if len(st.walBuf) > 0 {
 			rec = append(st.walBuf, ops...)
 		}
-		if err := st.wal.append(rec); err != nil {
+		if err := st.wal.append(rec, st.ticket); err != nil {
 			st.mu.Unlock()
 			st.log.Error("wal write failed", "err", err)
 			return 0
