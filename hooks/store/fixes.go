@@ -260,10 +260,8 @@ func (f *Fixes) OnQosPublish(cl *mqtt.Client, pk packets.Packet, _ int64, _ int)
 			m = map[uint16]uint64{}
 			f.order[cl.ID] = m
 		}
-		if _, ok := m[pk.PacketID]; !ok {
-			f.ordinal++
-			m[pk.PacketID] = f.ordinal
-		}
+		f.ordinal++ // a new message: any ordinal left under this id is stale
+		m[pk.PacketID] = f.ordinal
 	}
 }
 

@@ -81,10 +81,14 @@ func (st *Store) qosPublish(cl *mqtt.Client, pk packets.Packet) {
 	cid, pid := cl.ID, pk.PacketID
 	tag, tagged := packetTag(pk)
 	st.idx.Lock()
-	if _, resend := st.out[cid][pid]; resend {
+	stale, known := st.out[cid][pid]
+	if known && pk.FixedHeader.Dup {
 		st.idx.Unlock()
-		return
+		return // a resend of a recorded message
 	}
+	// A new message (mochi copies it with DUP clear) under an id we still
+	// map: mochi ended that flow without a hook (its outbound queue was full,
+	// or it sent a quota-held message and forgot it), so the old record goes.
 	var seq uint64
 	written := false
 	if tagged {
@@ -109,6 +113,9 @@ func (st *Store) qosPublish(cl *mqtt.Client, pk packets.Packet) {
 	}
 	m[pid] = seq
 	st.idx.Unlock()
+	if known && stale != seq {
+		st.enqueueLazy(op{kind: opDelete, key: outboundKey(cid, stale)})
+	}
 	if written && pk.FixedHeader.Qos < 2 {
 		return // QoS 1: the write-ahead record needs no packet id
 	}
