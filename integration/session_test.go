@@ -2,6 +2,7 @@ package integration_test
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -68,7 +69,7 @@ func TestSessionMatrixMQTT311CleanSession(t *testing.T) {
 	for _, c := range cases {
 		name := c.name()
 		if c.clean {
-			name = fmt.Sprintf("clean=on/restart=%v", c.restart)
+			name = strings.Replace(name, "/reconnect=before-expiry", "", 1)
 		}
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
