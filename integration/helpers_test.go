@@ -235,3 +235,19 @@ func unique(prefix string) string {
 	uniqueN++
 	return fmt.Sprintf("%s-%d", prefix, uniqueN)
 }
+
+// awaitEvent waits for the next client event of type typ.
+func awaitEvent(t testing.TB, s *client.EventStream, typ client.EventType) client.Event {
+	t.Helper()
+	deadline := time.After(waitFor)
+	for {
+		select {
+		case e := <-s.C:
+			if e.Type == typ {
+				return e
+			}
+		case <-deadline:
+			t.Fatalf("no %s event", typ)
+		}
+	}
+}

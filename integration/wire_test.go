@@ -68,7 +68,7 @@ func (v *v3Conn) close() {
 // in-flight PUBLISHes (server.go processSubscribe), although the two sides
 // number their packets independently [MQTT-2.2.1]: a client that subscribes
 // while queued messages are being resent to it is refused until it has
-// acked them. TestResubscribeWhileQueuedMessagesArriveIsNotRefused shows the
+// acked them. TestSubscribeWithPacketIDOfServersInflightPublishIsGranted shows the
 // bug; the session tests step around it so they test what they name.
 const idInUseRetries = 100
 
