@@ -251,3 +251,22 @@ func awaitEvent(t testing.TB, s *client.EventStream, typ client.EventType) clien
 		}
 	}
 }
+
+// eventsUntil returns the client events up to and including the first of
+// type last.
+func eventsUntil(t testing.TB, s *client.EventStream, last client.EventType) []client.Event {
+	t.Helper()
+	var out []client.Event
+	deadline := time.After(waitFor)
+	for {
+		select {
+		case e := <-s.C:
+			out = append(out, e)
+			if e.Type == last {
+				return out
+			}
+		case <-deadline:
+			t.Fatalf("no %s event; got %d events", last, len(out))
+		}
+	}
+}

@@ -180,22 +180,39 @@ func TestSeedCourierFlutterFlowTokenStreamTypedMessageEventsDisconnectAndClear(t
 	}
 	c.Stop()
 
-	// The event stream told every step, in order.
-	want := []client.EventType{
-		client.EventConnectAttempt, client.EventAuthenticatorAttempt, client.EventAuthenticatorSuccess,
-		client.EventConnectSuccess, client.EventSubscribeAttempt, client.EventSubscribeSuccess,
-		client.EventMessageSend, client.EventMessageSendSuccess, client.EventMessageReceive, client.EventDisconnect,
-	}
+	// The event stream told every step, each after the one it depends on
+	// (the message may come back before its PUBACK does).
+	pos := map[client.EventType]int{}
 	var seen []string
-	for i, w := range want {
-		e := awaitEvent(t, events, w)
+	for _, e := range eventsUntil(t, events, client.EventDisconnect) {
+		if _, ok := pos[e.Type]; !ok {
+			pos[e.Type] = len(seen)
+		}
 		seen = append(seen, e.Type.String())
 		// From the connect on, events carry the connection the token set up.
-		if i >= 3 && e.Conn.ClientID != "user1" {
-			t.Errorf("%s: connection info client id %q, want user1 (from the token)", w, e.Conn.ClientID)
+		if _, up := pos[client.EventConnectSuccess]; up && e.Conn.ClientID != "user1" {
+			t.Errorf("%s: connection info client id %q, want user1 (from the token)", e.Type, e.Conn.ClientID)
 		}
 	}
 	t.Logf("events: %s", strings.Join(seen, " "))
+	for _, step := range [][2]client.EventType{
+		{client.EventConnectAttempt, client.EventAuthenticatorAttempt},
+		{client.EventAuthenticatorAttempt, client.EventAuthenticatorSuccess},
+		{client.EventAuthenticatorSuccess, client.EventConnectSuccess},
+		{client.EventConnectSuccess, client.EventSubscribeAttempt},
+		{client.EventSubscribeAttempt, client.EventSubscribeSuccess},
+		{client.EventSubscribeSuccess, client.EventMessageSend},
+		{client.EventMessageSend, client.EventMessageSendSuccess},
+		{client.EventMessageSend, client.EventMessageReceive},
+		{client.EventMessageReceive, client.EventDisconnect},
+		{client.EventMessageSendSuccess, client.EventDisconnect},
+	} {
+		a, okA := pos[step[0]]
+		b, okB := pos[step[1]]
+		if !okA || !okB || a > b {
+			t.Errorf("want %s before %s (positions %d/%v, %d/%v)", step[0], step[1], a, okA, b, okB)
+		}
+	}
 
 	// Disconnect-and-clear drops the subscription store and the state on
 	// disk: a new start renews nothing.
@@ -366,7 +383,15 @@ func TestSeedToitTutorialFlowWithAndWithoutTLS(t *testing.T) {
 			if err := back.Start(); err != nil {
 				t.Fatal(err)
 			}
-			if v := nextValue(); v != 43 {
+			v := nextValue()
+			if v == 42 {
+				// Legal at QoS 1: Stop can close the connection before the
+				// PUBACK of the message just handled goes out, so the broker
+				// resends it.
+				t.Log("the 42 message was redelivered (QoS 1 duplicate)")
+				v = nextValue()
+			}
+			if v != 43 {
 				t.Fatalf("returning subscriber got value %d, want the queued 43", v)
 			}
 
