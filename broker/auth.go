@@ -17,10 +17,13 @@ import (
 func (b *Broker) authHooks() ([]hookEntry, error) {
 	logger := b.opts.logger
 	switch {
-	case b.cfg.Auth.TokenAuthEnabled():
-		v, err := b.cfg.Auth.NewVerifier()
-		if err != nil {
-			return nil, fmt.Errorf("auth: %w", err)
+	case b.opts.verifier != nil || b.cfg.Auth.TokenAuthEnabled():
+		v := b.opts.verifier
+		if v == nil {
+			var err error
+			if v, err = b.cfg.Auth.NewVerifier(); err != nil {
+				return nil, fmt.Errorf("auth: %w", err)
+			}
 		}
 		h, err := hooks.NewTokenAuth(hooks.TokenAuthOptions{Verifier: v, Logger: logger, OnDenied: b.denied})
 		if err != nil {

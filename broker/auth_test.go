@@ -129,3 +129,29 @@ func TestAuthConfigProblemsAreReportedWithTheRest(t *testing.T) {
 		}
 	}
 }
+
+func TestVerifierFromCodeRequiresTokens(t *testing.T) {
+	key, err := auth.GenerateEd25519Key("code")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks, err := auth.NewKeySet("code", key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := brokertest.Start(t, brokertest.WithOptions(broker.WithTokenVerifier(auth.NewVerifier(ks.Public(), auth.VerifierOptions{}))))
+	anon := dialRaw(t, "tcp", srv.TCPAddr)
+	anon.send(connectPacket(5, "anon", 30))
+	if p, err := anon.read(5 * time.Second); err != nil || p.kind() != 2 || p.body[1] != 0x86 {
+		t.Fatalf("anonymous CONNECT: want CONNACK 0x86, got %#x %x %v", p.header, p.body, err)
+	}
+	tok, err := ks.Sign(&auth.Claims{Subject: "dev", ClientID: "dev-1", ExpiresAt: time.Now().Add(time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok := dialRaw(t, "tcp", srv.TCPAddr)
+	ok.send(connectAuth(5, "dev-1", "dev", tok))
+	if p, err := ok.read(5 * time.Second); err != nil || p.kind() != 2 || p.body[1] != 0 {
+		t.Fatalf("token CONNECT: want CONNACK 0, got %#x %x %v", p.header, p.body, err)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/courier-mqtt/courier/hooks/store"
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 	"github.com/mochi-mqtt/server/v2/system"
@@ -46,6 +47,7 @@ type Broker struct {
 	opsDone   chan struct{}
 	tokenAPI  *tokenAPIServer
 	closeFn   func() error // closes the store
+	store     *store.Store // the durable store, nil when off (store.go)
 
 	shutdownOnce sync.Once
 	shutdownDone chan struct{}

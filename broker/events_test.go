@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"fmt"
+	"net/http"
 	"strconv"
 	"testing"
 	"time"
@@ -159,5 +160,29 @@ func waitMetric(t *testing.T, srv *brokertest.Server, series, want string) {
 		case <-deadline:
 			t.Fatalf("%s = %q, want %s", series, metricValue(t, srv, series), want)
 		}
+	}
+}
+
+func TestOpsEndpointsReportHealthAndReadiness(t *testing.T) {
+	srv := brokertest.Start(t)
+	get := func(path string) int {
+		resp, err := http.Get(srv.OpsURL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := get("/healthz"); code != http.StatusOK {
+		t.Fatalf("/healthz = %d", code)
+	}
+	if code := get("/readyz"); code != http.StatusOK {
+		t.Fatalf("/readyz = %d after Start", code)
+	}
+	if !srv.Broker.Ready() {
+		t.Fatal("Ready() false after Start")
+	}
+	if code := get("/debug/pprof/"); code != http.StatusNotFound {
+		t.Fatalf("/debug/pprof/ = %d with pprof off, want 404", code)
 	}
 }

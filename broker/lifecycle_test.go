@@ -36,7 +36,10 @@ func TestStartShutdownHundredTimesLeavesNoGoroutine(t *testing.T) {
 			t.Fatalf("shutdown %d: %v", i, err)
 		}
 	}
-	goleak.VerifyNone(t)
+	goleak.VerifyNone(t,
+		goleak.IgnoreTopFunction("github.com/golang/glog.(*fileSink).flushDaemon"),
+		goleak.IgnoreTopFunction("github.com/golang/glog.(*loggingT).flushDaemon"),
+	)
 }
 
 func TestPortZeroReportsTheBoundAddress(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"io"
 	"log/slog"
 
+	"github.com/courier-mqtt/courier/auth"
 	mqtt "github.com/mochi-mqtt/server/v2"
 )
 
@@ -18,6 +19,8 @@ type options struct {
 	logger *slog.Logger
 	hooks  []hookEntry
 	auth   bool // an authentication hook is among hooks
+
+	verifier *auth.Verifier
 }
 
 type hookEntry struct {
@@ -53,6 +56,16 @@ func WithHook(h mqtt.Hook, config any) Option {
 func WithAuthHook(h mqtt.Hook, config any) Option {
 	return optionFunc(func(o *options) {
 		o.hooks = append(o.hooks, hookEntry{h, config})
+		o.auth = true
+	})
+}
+
+// WithTokenVerifier turns on broker-token authentication with a verifier
+// built in code (for example from keys held in a secret manager) instead of
+// key files in Config.Auth. Anonymous access is then off.
+func WithTokenVerifier(v *auth.Verifier) Option {
+	return optionFunc(func(o *options) {
+		o.verifier = v
 		o.auth = true
 	})
 }

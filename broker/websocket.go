@@ -25,7 +25,6 @@ type wsServer struct {
 	upgrader websocket.Upgrader
 	est      listeners.EstablishFn
 	ready    chan struct{}
-	once     sync.Once
 }
 
 func newWSServer(l *listener) *wsServer {

@@ -1,0 +1,174 @@
+package store
+
+import (
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+func TestSessionRoundTrip(t *testing.T) {
+	t.Parallel()
+	in := sessionRec{
+		ProtocolVersion: 5, Clean: false, ExpirySet: true, Username: []byte("alice"), Listener: "tcp",
+		ExpiryInterval: 3600, Disconnected: 1_700_000_000, ReceiveMaximum: 10, TopicAliasMaximum: 5,
+		MaximumPacketSize: 1 << 20, RequestProblemInfo: 1, RequestProblemInfoFlag: true, RequestResponseInfo: 1,
+		User: []packets.UserProperty{{Key: "k", Val: "v"}},
+		Will: willRec{Flag: 1, Topic: "will/t", Payload: []byte("bye"), Qos: 1, Retain: true, Delay: 7, User: []packets.UserProperty{{Key: "a", Val: "b"}}},
+	}
+	out, err := decodeSession(in.encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(in, out) {
+		t.Fatalf("round trip:\n got %+v\nwant %+v", out, in)
+	}
+}
+
+func TestSubRoundTrip(t *testing.T) {
+	t.Parallel()
+	for _, in := range []subRec{
+		{Qos: 2, NoLocal: true, RetainAsPublished: true, RetainHandling: 2, Identifier: 268435455},
+		{},
+	} {
+		out, err := decodeSub(in.encode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if in != out {
+			t.Fatalf("got %+v want %+v", out, in)
+		}
+	}
+}
+
+func TestMsgRoundTrip(t *testing.T) {
+	t.Parallel()
+	in := msgRec{
+		Stage: stagePublish, Qos: 2, Retain: true, Dup: true, PacketID: 65535, ProtocolVersion: 5,
+		Created: 1_700_000_000, Expiry: 1_700_000_060, Origin: "pub", Topic: "a/b", Payload: []byte{0, 1, 2},
+		PayloadFormat: 1, PayloadFormatFlag: true, MessageExpiry: 60, ContentType: "text/plain",
+		ResponseTopic: "resp", CorrelationData: []byte("corr"),
+		User:            []packets.UserProperty{{Key: "x", Val: "1"}, {Key: "x", Val: "2"}},
+		SubscriptionIDs: []int{1, 268435455},
+	}
+	for _, kind := range []byte{kindOutbound, kindRetained, kindInbound} {
+		out, err := decodeMsg(kind, in.encode(kind))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(in, out) {
+			t.Fatalf("kind %q:\n got %+v\nwant %+v", kind, out, in)
+		}
+	}
+	// The packet conversion keeps every property.
+	pk := in.packet()
+	back := msgFromPacket(stagePublish, pk)
+	if !reflect.DeepEqual(in, back) {
+		t.Fatalf("packet round trip:\n got %+v\nwant %+v", back, in)
+	}
+}
+
+func TestDecodeRejectsCorruption(t *testing.T) {
+	t.Parallel()
+	good := (&msgRec{Stage: stagePublish, Qos: 1, Topic: "a", Payload: []byte("p")}).encode(kindOutbound)
+	tests := []struct {
+		name string
+		b    []byte
+	}{
+		{"empty", nil},
+		{"one byte", []byte{valueVersion}},
+		{"future version", append([]byte{valueVersion + 1}, good[1:]...)},
+		{"wrong kind", append([]byte{valueVersion, kindRetained}, good[2:]...)},
+		{"truncated", good[:len(good)-3]},
+		{"trailing", append(append([]byte{}, good...), 0)},
+		{"garbage", []byte{valueVersion, kindOutbound, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}},
+		{"bad qos", func() []byte { b := append([]byte{}, good...); b[3] = 7; return b }()},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := decodeMsg(kindOutbound, tc.b); !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("err = %v, want ErrCorrupt", err)
+			}
+		})
+	}
+	if _, err := decodeSession([]byte("not a record")); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("session err = %v", err)
+	}
+	if _, err := decodeSub([]byte{valueVersion, kindSub, 9, 0, 0, 0}); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("sub err = %v", err)
+	}
+}
+
+func FuzzDecodeMsg(f *testing.F) {
+	f.Add((&msgRec{Stage: stagePublish, Qos: 1, Topic: "a", Payload: []byte("p"), User: []packets.UserProperty{{Key: "k", Val: "v"}}}).encode(kindOutbound))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := decodeMsg(kindOutbound, b) // must never panic
+		if err == nil {
+			again, err := decodeMsg(kindOutbound, r.encode(kindOutbound))
+			if err != nil || !reflect.DeepEqual(r, again) {
+				t.Fatalf("re-encode mismatch: %v", err)
+			}
+		}
+	})
+}
+
+func TestKeysDoNotCollide(t *testing.T) {
+	t.Parallel()
+	ids := []string{"", "a", "ab", "a:b", "a\x00", "\x01a", strings.Repeat("x", 127), strings.Repeat("x", 128), "SUB_", "ü"}
+	filters := []string{"", "b", ":b", "a/#", "\x00"}
+	seen := map[string]string{}
+	add := func(k []byte, what string) {
+		if prev, ok := seen[string(k)]; ok {
+			t.Fatalf("key collision: %s and %s", prev, what)
+		}
+		seen[string(k)] = what
+	}
+	for _, id := range ids {
+		add(sessionKey(id), "session "+id)
+		for _, f := range filters {
+			add(subKey(id, f), "sub "+id+" "+f)
+		}
+		for _, s := range []uint64{0, 1, 1 << 40} {
+			add(outboundKey(id, s), "out "+id)
+		}
+		add(inboundKey(id, 7), "in "+id)
+	}
+	for _, tp := range filters {
+		add(retainedKey(tp), "ret "+tp)
+	}
+	// A client's prefix never covers another client's keys.
+	for _, a := range ids {
+		for _, b := range ids {
+			if a == b {
+				continue
+			}
+			if strings.HasPrefix(string(subKey(b, "f")), string(clientPrefix(kindSub, a))) {
+				t.Fatalf("prefix of %q covers %q", a, b)
+			}
+		}
+	}
+}
+
+func FuzzKeys(f *testing.F) {
+	f.Add("a", "b", "a:b", "", uint64(1))
+	f.Fuzz(func(t *testing.T, c1, f1, c2, f2 string, seq uint64) {
+		if c1 != c2 || f1 != f2 {
+			if string(subKey(c1, f1)) == string(subKey(c2, f2)) {
+				t.Fatalf("sub keys collide: %q/%q %q/%q", c1, f1, c2, f2)
+			}
+		}
+		if c1 != c2 && strings.HasPrefix(string(outboundKey(c2, seq)), string(clientPrefix(kindOutbound, c1))) {
+			t.Fatalf("client prefix %q covers %q", c1, c2)
+		}
+		p, err := parseKey(subKey(c1, f1))
+		if err != nil || p.client != c1 || p.rest != f1 {
+			t.Fatalf("parse sub key: %+v %v", p, err)
+		}
+		p, err = parseKey(outboundKey(c1, seq))
+		if err != nil || p.client != c1 || p.seq != seq {
+			t.Fatalf("parse outbound key: %+v %v", p, err)
+		}
+	})
+}

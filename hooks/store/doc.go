@@ -1,0 +1,57 @@
+// Package store is courier's durable storage for the mochi MQTT broker, on
+// Badger v4, plus the fixes for mochi core defects that a storage hook alone
+// cannot repair.
+//
+// Two hooks live here:
+//
+//   - Store (Open) persists sessions, subscriptions, queued and inflight
+//     messages and retained messages, and restores them when the server
+//     starts. Its schema is versioned and its keys cannot collide whatever a
+//     client id or topic contains.
+//   - Fixes (NewFixes) repairs mochi core behaviour: publish order of resent
+//     messages, expired sessions left in the topic index, QoS 2 DUP resends
+//     answered 0x91, shared subscriptions delivered to offline members and
+//     expired retained messages delivered on subscribe. The broker registers
+//     it whether or not the store is on.
+//
+// Usage sketch:
+//
+//	srv := mqtt.New(opts)
+//	fx := store.NewFixes(srv)
+//	st, err := store.Open(dir, store.Options{Logger: l})
+//	...
+//	_ = srv.AddHook(fx, nil)
+//	_ = srv.AddHook(st, store.Config{Server: srv, Fixes: fx}) // register last
+//	_ = srv.Serve()
+//	...
+//	_ = srv.Close()
+//	_ = st.Close()
+//
+// # Durability
+//
+// mochi sends PUBACK/PUBREC to a publisher before any per-subscriber record
+// reaches a hook. The store closes that window by writing ahead: in
+// OnPublish it computes the persistent subscribers of a QoS 1/2 message
+// (taking the shared-subscription choice from Fixes) and queues one record
+// per subscriber. Queuing appends the writes to the store's own write-ahead
+// log (dir/wal) with one write(2) on the publisher's goroutine, before mochi
+// encodes the acknowledgement; a committer goroutine applies the log to
+// Badger (dir/db) in batches (group commit) and deletes log segments once
+// applied. Open replays what a crash left in the log.
+//
+// With Options.SyncWrites false (the default) an acknowledged message
+// survives a process crash (it is in the kernel's page cache) but not a
+// power loss, and acknowledgements never wait. With SyncWrites true the
+// committer fsyncs the log before releasing the acknowledgements that depend
+// on it (PUBACK, PUBREC, SUBACK, UNSUBACK, a first QoS 2 PUBLISH to a
+// persistent subscriber), so a power loss loses nothing acknowledged either,
+// at the price of one fsync per group.
+//
+// # Layout on disk
+//
+// Keys start with a kind byte; client ids are length-prefixed, so no client
+// id or topic can make two keys collide (see keys.go). Values carry a format
+// version and their kind. A schema version key lets Open refuse data written
+// by a newer layout. A record that does not decode is logged (never its
+// content), moved under the quarantine prefix and skipped.
+package store

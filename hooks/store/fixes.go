@@ -1,0 +1,373 @@
+package store
+
+import (
+	"bytes"
+	"io"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+// Fixes is a mochi hook that repairs core behaviour a storage hook cannot.
+// Register it on every broker, with or without a Store; create it with
+// NewFixes. Each repair names the mochi v2.7.9 behaviour it guards against:
+//
+//   - Resend order: mochi resends a session's queued messages sorted by
+//     uint16(Created), whole seconds, over map order, so messages queued in
+//     the same second come back shuffled. Fixes restamps Created in publish
+//     order right after CONNACK, before mochi's resend.
+//   - Expired sessions: mochi deletes an expired client but leaves its
+//     subscriptions in the topic index, so a new session with the same
+//     client id receives messages on them. Fixes unsubscribes and clears the
+//     expired session.
+//   - QoS 2 DUP: mochi answers a resent QoS 2 PUBLISH whose PUBREL has not
+//     arrived with PUBREC 0x91, and the publisher then never releases the
+//     packet id, which stays poisoned. Fixes answers PUBREC 0x00 and drops
+//     the duplicate [MQTT-4.3.3-10].
+//   - Shared subscriptions: mochi picks the first map entry of a group, at
+//     random and possibly offline. Fixes delivers round-robin over the
+//     connected members, and to an offline member only when none is
+//     connected.
+//   - Expired retained messages: mochi expires them on a 1 s tick and
+//     delivers them to subscribers in between. Fixes removes expired retained
+//     messages matching a SUBSCRIBE before mochi delivers retained messages.
+//
+// Fixes is safe for concurrent use.
+type Fixes struct {
+	mqtt.HookBase
+
+	server *mqtt.Server
+	log    *slog.Logger
+	now    func() time.Time
+
+	mu                sync.Mutex
+	order             map[string]map[uint16]uint64 // client -> packet id -> publish ordinal
+	ordinal           uint64
+	inQoS1            map[string]uint16
+	rr                map[string]uint64                          // shared group filter -> deliveries so far
+	chosen            map[uint64]map[string]packets.Subscription // store seq -> shared choice
+	onRetainedExpired func(topic string)
+}
+
+// FixesOption configures NewFixes.
+type FixesOption func(*Fixes)
+
+// WithFixesLogger sets the logger (default: discard).
+func WithFixesLogger(l *slog.Logger) FixesOption {
+	return func(f *Fixes) {
+		if l != nil {
+			f.log = l
+		}
+	}
+}
+
+// WithFixesClock sets the clock used for expiry checks (default time.Now).
+func WithFixesClock(now func() time.Time) FixesOption {
+	return func(f *Fixes) {
+		if now != nil {
+			f.now = now
+		}
+	}
+}
+
+// NewFixes returns the fixes hook for server. Register it with
+// server.AddHook(f, nil) before any storage hook.
+func NewFixes(server *mqtt.Server, opts ...FixesOption) *Fixes {
+	f := &Fixes{
+		server: server,
+		log:    slog.New(slog.NewTextHandler(io.Discard, nil)),
+		now:    time.Now,
+		order:  map[string]map[uint16]uint64{},
+		inQoS1: map[string]uint16{},
+		rr:     map[string]uint64{},
+		chosen: map[uint64]map[string]packets.Subscription{},
+	}
+	for _, o := range opts {
+		o(f)
+	}
+	f.log = f.log.With("component", "hooks.fixes")
+	return f
+}
+
+// ID returns the hook id.
+func (f *Fixes) ID() string { return "courier-fixes" }
+
+// Provides reports the events the fixes handle.
+func (f *Fixes) Provides(b byte) bool {
+	return bytes.Contains([]byte{
+		mqtt.OnPacketRead,
+		mqtt.OnPacketSent,
+		mqtt.OnSelectSubscribers,
+		mqtt.OnSubscribe,
+		mqtt.OnQosPublish,
+		mqtt.OnQosComplete,
+		mqtt.OnQosDropped,
+		mqtt.OnDisconnect,
+		mqtt.OnClientExpired,
+	}, []byte{b})
+}
+
+func (f *Fixes) setRetainedExpired(fn func(string)) {
+	f.mu.Lock()
+	f.onRetainedExpired = fn
+	f.mu.Unlock()
+}
+
+// OnPacketRead answers a resent QoS 2 PUBLISH that is still waiting for its
+// PUBREL with a normal PUBREC and turns the packet into one mochi ignores,
+// so it is neither delivered twice nor answered 0x91 [MQTT-4.3.3-10].
+// (Rejecting the packet here would make mochi drop the connection.)
+func (f *Fixes) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if pk.FixedHeader.Type != packets.Publish || pk.FixedHeader.Qos != 2 || cl.Net.Inline {
+		return pk, nil
+	}
+	inf, ok := cl.State.Inflight.Get(pk.PacketID)
+	if !ok || inf.FixedHeader.Type != packets.Pubrec {
+		return pk, nil
+	}
+	ack := packets.Packet{
+		FixedHeader: packets.FixedHeader{Type: packets.Pubrec},
+		PacketID:    pk.PacketID,
+		ReasonCode:  packets.CodeSuccess.Code,
+	}
+	if err := cl.WritePacket(ack); err != nil {
+		f.log.Debug("pubrec for duplicate failed", "client_id", cl.ID, "err", err)
+	}
+	pk.FixedHeader.Qos = 0
+	pk.FixedHeader.Dup = false
+	pk.FixedHeader.Retain = false
+	pk.PacketID = 0
+	pk.Ignore = true
+	return pk, nil
+}
+
+// OnPacketSent restamps a resumed session's inflight messages in publish
+// order right after its CONNACK, before mochi resends them.
+func (f *Fixes) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
+	if pk.FixedHeader.Type != packets.Connack || !pk.SessionPresent {
+		return
+	}
+	all := cl.State.Inflight.GetAll(false)
+	if len(all) < 2 {
+		return
+	}
+	f.mu.Lock()
+	ords := f.order[cl.ID]
+	type item struct {
+		pk    packets.Packet
+		known bool
+		ord   uint64
+	}
+	items := make([]item, len(all))
+	for i, p := range all {
+		o, ok := ords[p.PacketID]
+		items[i] = item{pk: p, known: ok && p.FixedHeader.Type == packets.Publish, ord: o}
+	}
+	f.mu.Unlock()
+	// Restored messages (no ordinal) are older than anything published since
+	// the start; their Created stamps are already in order.
+	sort.SliceStable(items, func(i, j int) bool {
+		a, b := items[i], items[j]
+		if a.known != b.known {
+			return !a.known
+		}
+		if a.known {
+			return a.ord < b.ord
+		}
+		if a.pk.Created != b.pk.Created {
+			return a.pk.Created < b.pk.Created
+		}
+		return a.pk.PacketID < b.pk.PacketID
+	})
+	base := f.now().Unix()
+	if int64(uint16(base))+int64(len(items)) > 0xFFFF {
+		base += 0x10000 - int64(uint16(base))
+	}
+	for i := range items {
+		p := items[i].pk
+		p.Created = base + int64(i)
+		cl.State.Inflight.Set(p)
+	}
+}
+
+// OnQosPublish gives each new outbound message its publish ordinal.
+func (f *Fixes) OnQosPublish(cl *mqtt.Client, pk packets.Packet, _ int64, _ int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch pk.FixedHeader.Type {
+	case packets.Puback:
+		f.inQoS1[cl.ID] = pk.PacketID
+	case packets.Publish:
+		if pk.FixedHeader.Dup {
+			return
+		}
+		m := f.order[cl.ID]
+		if m == nil {
+			m = map[uint16]uint64{}
+			f.order[cl.ID] = m
+		}
+		if _, ok := m[pk.PacketID]; !ok {
+			f.ordinal++
+			m[pk.PacketID] = f.ordinal
+		}
+	}
+}
+
+// OnQosComplete forgets a finished outbound message.
+func (f *Fixes) OnQosComplete(cl *mqtt.Client, pk packets.Packet) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if pk.FixedHeader.Type == packets.Puback {
+		if p, ok := f.inQoS1[cl.ID]; ok && p == pk.PacketID {
+			delete(f.inQoS1, cl.ID)
+			return
+		}
+	}
+	if pk.FixedHeader.Type == packets.Pubrel {
+		return
+	}
+	f.forgetID(cl.ID, pk.PacketID)
+}
+
+// OnQosDropped forgets a dropped outbound message.
+func (f *Fixes) OnQosDropped(cl *mqtt.Client, pk packets.Packet) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.forgetID(cl.ID, pk.PacketID)
+}
+
+func (f *Fixes) forgetID(cid string, pid uint16) {
+	if m := f.order[cid]; m != nil {
+		delete(m, pid)
+		if len(m) == 0 {
+			delete(f.order, cid)
+		}
+	}
+}
+
+// OnDisconnect forgets the ordinals of a session that ends.
+func (f *Fixes) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
+	if expire && !cl.IsTakenOver() {
+		f.mu.Lock()
+		delete(f.order, cl.ID)
+		delete(f.inQoS1, cl.ID)
+		f.mu.Unlock()
+	}
+}
+
+// OnClientExpired removes an expired session from the topic index and drops
+// its queued messages; mochi only deletes the client, leaving its
+// subscriptions to be delivered to whoever next uses the client id.
+func (f *Fixes) OnClientExpired(cl *mqtt.Client) {
+	f.server.UnsubscribeClient(cl)
+	cl.ClearInflights()
+	f.mu.Lock()
+	delete(f.order, cl.ID)
+	delete(f.inQoS1, cl.ID)
+	f.mu.Unlock()
+}
+
+// OnSubscribe removes expired retained messages the new subscriptions would
+// receive, before mochi delivers retained messages [MQTT-3.3.2-5].
+func (f *Fixes) OnSubscribe(_ *mqtt.Client, pk packets.Packet) packets.Packet {
+	now := f.now().Unix()
+	for _, sub := range pk.Filters {
+		for _, m := range f.server.Topics.Messages(sub.Filter) {
+			if m.Expiry > 0 && m.Expiry <= now {
+				f.server.Topics.RetainMessage(packets.Packet{TopicName: m.TopicName})
+				f.mu.Lock()
+				fn := f.onRetainedExpired
+				f.mu.Unlock()
+				if fn != nil {
+					fn(m.TopicName)
+				}
+			}
+		}
+	}
+	return pk
+}
+
+// OnSelectSubscribers picks one member per shared group: round-robin over
+// connected members; when none is connected, over offline members whose
+// session outlives the connection; failing that, over all members. A choice
+// made earlier by the store (which writes messages ahead) is reused.
+func (f *Fixes) OnSelectSubscribers(subs *mqtt.Subscribers, pk packets.Packet) *mqtt.Subscribers {
+	if seq, ok := packetTag(pk); ok {
+		f.mu.Lock()
+		sel, found := f.chosen[seq]
+		delete(f.chosen, seq)
+		f.mu.Unlock()
+		if found {
+			subs.SharedSelected = sel
+			return subs
+		}
+	}
+	f.selectShared(subs)
+	return subs
+}
+
+func (f *Fixes) preselect(subs *mqtt.Subscribers, seq uint64) {
+	f.selectShared(subs)
+	f.mu.Lock()
+	f.chosen[seq] = subs.SharedSelected
+	f.mu.Unlock()
+}
+
+func (f *Fixes) forget(seq uint64) {
+	f.mu.Lock()
+	delete(f.chosen, seq)
+	f.mu.Unlock()
+}
+
+func (f *Fixes) selectShared(subs *mqtt.Subscribers) {
+	sel := make(map[string]packets.Subscription, len(subs.Shared))
+	groups := make([]string, 0, len(subs.Shared))
+	for g := range subs.Shared {
+		groups = append(groups, g)
+	}
+	sort.Strings(groups)
+	for _, g := range groups {
+		members := subs.Shared[g]
+		ids := make([]string, 0, len(members))
+		var online, kept []string
+		for id := range members {
+			ids = append(ids, id)
+		}
+		sort.Strings(ids)
+		for _, id := range ids {
+			cl, ok := f.server.Clients.Get(id)
+			switch {
+			case !ok:
+			case !cl.Closed():
+				online = append(online, id)
+			case persistent(cl):
+				kept = append(kept, id) // offline, but its session queues messages
+			}
+		}
+		pool := online
+		if len(pool) == 0 {
+			pool = kept
+		}
+		if len(pool) == 0 {
+			pool = ids
+		}
+		if len(pool) == 0 {
+			continue
+		}
+		f.mu.Lock()
+		n := f.rr[g]
+		f.rr[g] = n + 1
+		f.mu.Unlock()
+		id := pool[n%uint64(len(pool))]
+		sub := members[id]
+		if prev, ok := sel[id]; ok {
+			sub = prev.Merge(sub)
+		}
+		sel[id] = sub
+	}
+	subs.SharedSelected = sel
+}

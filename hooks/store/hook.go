@@ -1,0 +1,527 @@
+package store
+
+import (
+	"bytes"
+	"fmt"
+	"sort"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+// ID returns the hook id.
+func (st *Store) ID() string { return "courier-store" }
+
+// Provides reports the mochi events the store handles. It does not provide
+// OnSysInfoTick or StoredSysInfo: no $SYS writes every second.
+func (st *Store) Provides(b byte) bool {
+	return bytes.Contains([]byte{
+		mqtt.OnSessionEstablish,
+		mqtt.OnSessionEstablished,
+		mqtt.OnDisconnect,
+		mqtt.OnSubscribed,
+		mqtt.OnUnsubscribed,
+		mqtt.OnPublish,
+		mqtt.OnPublished,
+		mqtt.OnPacketProcessed,
+		mqtt.OnPacketEncode,
+		mqtt.OnRetainMessage,
+		mqtt.OnRetainedExpired,
+		mqtt.OnQosPublish,
+		mqtt.OnQosComplete,
+		mqtt.OnQosDropped,
+		mqtt.OnClientExpired,
+		mqtt.StoredClients,
+		mqtt.StoredSubscriptions,
+		mqtt.StoredInflightMessages,
+		mqtt.StoredRetainedMessages,
+	}, []byte{b})
+}
+
+// Init takes a Config (or *Config) naming the server the store serves.
+func (st *Store) Init(config any) error {
+	var c Config
+	switch v := config.(type) {
+	case Config:
+		c = v
+	case *Config:
+		if v != nil {
+			c = *v
+		}
+	}
+	if c.Server == nil {
+		return ErrNoServer
+	}
+	st.server = c.Server
+	st.fixes = c.Fixes
+	if c.Fixes != nil {
+		c.Fixes.setRetainedExpired(func(topic string) {
+			st.enqueue(op{kind: opDelete, key: retainedKey(topic)})
+		})
+	}
+	return nil
+}
+
+// Stop does nothing: mochi calls it before its clients have finished
+// disconnecting, so the store stays open until Close.
+func (st *Store) Stop() error { return nil }
+
+// persistent reports whether a client's session outlives its connection.
+func persistent(cl *mqtt.Client) bool {
+	if cl == nil || cl.Net.Inline {
+		return false
+	}
+	if cl.Properties.ProtocolVersion == 5 {
+		return cl.Properties.Props.SessionExpiryInterval > 0
+	}
+	return !cl.Properties.Clean
+}
+
+func (st *Store) now() int64 { return st.opts.Now().Unix() }
+
+// enqueueFor queues writes that an acknowledgement to cl will promise.
+func (st *Store) enqueueFor(cl *mqtt.Client, ops ...op) {
+	t := st.enqueue(ops...)
+	if cl == nil || cl.Net.Inline {
+		return
+	}
+	st.idx.Lock()
+	if t == 0 {
+		t = ^uint64(0) // closed: the acknowledgement must fail
+	}
+	st.owed[cl] = t
+	st.idx.Unlock()
+}
+
+// OnSessionEstablish wipes what is stored for a client that connects with a
+// clean start, before mochi resolves its session.
+func (st *Store) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
+	if !pk.Connect.Clean {
+		return
+	}
+	st.forgetClient(cl.ID)
+	st.enqueue(deleteClientOps(cl.ID, false)...)
+}
+
+// OnSessionEstablished records a persistent session.
+func (st *Store) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
+	if !persistent(cl) {
+		return
+	}
+	st.putSession(cl, 0)
+}
+
+func (st *Store) putSession(cl *mqtt.Client, disconnected int64) {
+	p := cl.Properties
+	r := sessionRec{
+		ProtocolVersion:        p.ProtocolVersion,
+		Clean:                  p.Clean,
+		ExpirySet:              p.Props.SessionExpiryIntervalFlag,
+		Username:               p.Username,
+		Listener:               cl.Net.Listener,
+		ExpiryInterval:         p.Props.SessionExpiryInterval,
+		Disconnected:           disconnected,
+		ReceiveMaximum:         p.Props.ReceiveMaximum,
+		TopicAliasMaximum:      p.Props.TopicAliasMaximum,
+		MaximumPacketSize:      p.Props.MaximumPacketSize,
+		RequestProblemInfo:     p.Props.RequestProblemInfo,
+		RequestProblemInfoFlag: p.Props.RequestProblemInfoFlag,
+		RequestResponseInfo:    p.Props.RequestResponseInfo,
+		User:                   p.Props.User,
+		Will: willRec{
+			Flag:    p.Will.Flag,
+			Topic:   p.Will.TopicName,
+			Payload: p.Will.Payload,
+			Qos:     p.Will.Qos,
+			Retain:  p.Will.Retain,
+			Delay:   p.Will.WillDelayInterval,
+			User:    p.Will.User,
+		},
+	}
+	st.enqueue(op{kind: opSet, key: sessionKey(cl.ID), val: r.encode()})
+}
+
+// OnDisconnect records the disconnect time of a persistent session, or
+// removes a session that ends with its connection. Restored sessions (no
+// connection) and taken-over connections are ignored: mochi calls this hook
+// for every session it restores, and for the old connection of a takeover.
+func (st *Store) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
+	st.idx.Lock()
+	delete(st.owed, cl)
+	st.idx.Unlock()
+	if cl.Net.Conn == nil || cl.Net.Inline || cl.IsTakenOver() {
+		return
+	}
+	if expire {
+		st.forgetClient(cl.ID)
+		st.enqueue(deleteClientOps(cl.ID, false)...)
+		return
+	}
+	if persistent(cl) {
+		st.putSession(cl, st.now())
+	}
+}
+
+// OnClientExpired removes everything stored for an expired session.
+func (st *Store) OnClientExpired(cl *mqtt.Client) {
+	st.forgetClient(cl.ID)
+	st.enqueue(deleteClientOps(cl.ID, false)...)
+}
+
+// OnSubscribed stores the granted subscriptions of a persistent session.
+func (st *Store) OnSubscribed(cl *mqtt.Client, pk packets.Packet, codes []byte) {
+	if !persistent(cl) {
+		return
+	}
+	ops := make([]op, 0, len(pk.Filters))
+	for i, f := range pk.Filters {
+		if i >= len(codes) || codes[i] >= packets.ErrUnspecifiedError.Code {
+			continue
+		}
+		r := subRec{Qos: codes[i], NoLocal: f.NoLocal, RetainAsPublished: f.RetainAsPublished, RetainHandling: f.RetainHandling, Identifier: f.Identifier}
+		ops = append(ops, op{kind: opSet, key: subKey(cl.ID, f.Filter), val: r.encode()})
+	}
+	if len(ops) > 0 {
+		st.enqueueFor(cl, ops...)
+	}
+}
+
+// OnUnsubscribed removes subscriptions of a persistent session.
+func (st *Store) OnUnsubscribed(cl *mqtt.Client, pk packets.Packet) {
+	if !persistent(cl) {
+		return
+	}
+	ops := make([]op, 0, len(pk.Filters))
+	for _, f := range pk.Filters {
+		ops = append(ops, op{kind: opDelete, key: subKey(cl.ID, f.Filter)})
+	}
+	if len(ops) > 0 {
+		st.enqueueFor(cl, ops...)
+	}
+}
+
+// OnPublish writes a QoS 1/2 message ahead for every persistent subscriber
+// before mochi acknowledges it (mochi sends PUBACK/PUBREC before the
+// per-subscriber OnQosPublish calls). The ack waits in OnPacketEncode.
+func (st *Store) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if pk.Ignore || pk.FixedHeader.Qos == 0 || st.server == nil {
+		return pk, nil
+	}
+	subs := st.server.Topics.Subscribers(pk.TopicName)
+	if len(subs.Subscriptions) == 0 && len(subs.Shared) == 0 {
+		return pk, nil
+	}
+	seq := st.seq.Add(1)
+	if len(subs.Shared) > 0 && st.fixes != nil {
+		st.fixes.preselect(subs, seq)
+		subs.MergeSharedSelected()
+	}
+	maxQos := st.server.Options.Capabilities.MaximumQos
+	fan := &fanout{targets: map[string]bool{}}
+	var ops []op
+	for id, sub := range subs.Subscriptions {
+		if sub.NoLocal && pk.Origin == id { // [MQTT-3.8.3-3]
+			continue
+		}
+		qos := min(pk.FixedHeader.Qos, sub.Qos, maxQos)
+		if qos == 0 {
+			continue
+		}
+		scl, ok := st.server.Clients.Get(id)
+		if !ok || !persistent(scl) {
+			continue
+		}
+		r := msgFromPacket(stagePublish, pk)
+		r.Qos = qos
+		r.Dup = false
+		r.PacketID = 0
+		if !sub.FwdRetainedFlag && (scl.Properties.ProtocolVersion < 5 || !sub.RetainAsPublished) {
+			r.Retain = false // [MQTT-3.3.1-12]
+		}
+		r.SubscriptionIDs = nil
+		if len(sub.Identifiers) > 0 { // [MQTT-3.3.4-3]
+			for _, sid := range sub.Identifiers {
+				r.SubscriptionIDs = append(r.SubscriptionIDs, sid)
+			}
+			sort.Ints(r.SubscriptionIDs)
+		}
+		fan.targets[id] = false
+		ops = append(ops, op{kind: opSet, key: outboundKey(id, seq), val: r.encode(kindOutbound)})
+	}
+	if len(ops) == 0 && (st.fixes == nil || len(subs.Shared) == 0) {
+		return pk, nil
+	}
+	st.idx.Lock()
+	st.fanouts[seq] = fan
+	if !cl.Net.Inline {
+		st.pubFans[cl] = append(st.pubFans[cl], seq)
+	}
+	st.idx.Unlock()
+	if len(ops) > 0 {
+		st.enqueueFor(cl, ops...)
+	}
+	tagPacket(&pk, seq)
+	return pk, nil
+}
+
+// OnPublished ends the write-ahead of a publish: records written for
+// subscribers mochi did not deliver to (ACL, quota) are removed.
+func (st *Store) OnPublished(cl *mqtt.Client, pk packets.Packet) {
+	if seq, ok := packetTag(pk); ok {
+		st.finishFanout(cl, seq)
+	}
+}
+
+func (st *Store) finishFanout(cl *mqtt.Client, seq uint64) {
+	st.idx.Lock()
+	fan := st.fanouts[seq]
+	delete(st.fanouts, seq)
+	if cl != nil && !cl.Net.Inline {
+		list := st.pubFans[cl]
+		for i, s := range list {
+			if s == seq {
+				list = append(list[:i], list[i+1:]...)
+				break
+			}
+		}
+		if len(list) == 0 {
+			delete(st.pubFans, cl)
+		} else {
+			st.pubFans[cl] = list
+		}
+	}
+	st.idx.Unlock()
+	if st.fixes != nil {
+		st.fixes.forget(seq)
+	}
+	if fan == nil {
+		return
+	}
+	var ops []op
+	for id, seen := range fan.targets {
+		if !seen {
+			ops = append(ops, op{kind: opDelete, key: outboundKey(id, seq)})
+		}
+	}
+	if len(ops) > 0 {
+		st.enqueue(ops...)
+	}
+}
+
+// OnPacketProcessed records the PUBREL stage of an outbound QoS 2 flow (mochi
+// never reports it to hooks), and ends write-aheads left open when mochi
+// stopped processing a publish early.
+func (st *Store) OnPacketProcessed(cl *mqtt.Client, pk packets.Packet, _ error) {
+	switch pk.FixedHeader.Type {
+	case packets.Pubrec:
+		inf, ok := cl.State.Inflight.Get(pk.PacketID)
+		if !ok || inf.FixedHeader.Type != packets.Pubrel {
+			return
+		}
+		st.idx.Lock()
+		seq, ok := st.out[cl.ID][pk.PacketID]
+		st.idx.Unlock()
+		if !ok {
+			return
+		}
+		r := msgRec{Stage: stagePubrel, Qos: 2, PacketID: pk.PacketID, Created: inf.Created, Expiry: inf.Expiry}
+		st.enqueue(op{kind: opSet, key: outboundKey(cl.ID, seq), val: r.encode(kindOutbound)})
+	case packets.Publish:
+		if cl.Net.Inline {
+			return
+		}
+		st.idx.Lock()
+		left := append([]uint64(nil), st.pubFans[cl]...)
+		st.idx.Unlock()
+		for _, seq := range left {
+			st.finishFanout(cl, seq)
+		}
+	}
+}
+
+// OnPacketEncode holds an acknowledgement until the writes it promises are
+// durable: PUBACK/PUBREC to a publisher (the messages written ahead),
+// SUBACK/UNSUBACK (the subscriptions), and a first QoS 2 PUBLISH to a
+// persistent subscriber (its packet id, so a resend after a crash reuses it).
+func (st *Store) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	switch pk.FixedHeader.Type {
+	case packets.Puback, packets.Pubrec, packets.Suback, packets.Unsuback:
+	case packets.Publish:
+		if pk.FixedHeader.Qos < 2 || pk.FixedHeader.Dup || !persistent(cl) {
+			return pk
+		}
+	default:
+		return pk
+	}
+	st.idx.Lock()
+	t, ok := st.owed[cl]
+	st.idx.Unlock()
+	if !ok {
+		return pk // this client never queued a write
+	}
+	if err := st.waitDurable(t); err != nil {
+		// The promise behind this packet cannot be kept: drop the connection
+		// so it is never sent (the client resends after reconnecting).
+		st.log.Warn("store write failed, dropping connection", "client_id", cl.ID, "err", err)
+		cl.Stop(err)
+	}
+	return pk
+}
+
+// OnQosPublish records outbound messages handed to a client (or updates the
+// write-ahead record with its packet id) and inbound QoS 2 messages awaiting
+// PUBREL.
+func (st *Store) OnQosPublish(cl *mqtt.Client, pk packets.Packet, _ int64, _ int) {
+	cid, pid := cl.ID, pk.PacketID
+	switch pk.FixedHeader.Type {
+	case packets.Puback: // inbound QoS 1: mochi sets and deletes at once; nothing to store
+		st.idx.Lock()
+		st.inQoS1[cid] = pid
+		st.idx.Unlock()
+	case packets.Pubrec: // inbound QoS 2
+		if !persistent(cl) {
+			return
+		}
+		st.idx.Lock()
+		m := st.inbound[cid]
+		if m == nil {
+			m = map[uint16]bool{}
+			st.inbound[cid] = m
+		}
+		seen := m[pid]
+		m[pid] = true
+		st.idx.Unlock()
+		if seen {
+			return
+		}
+		r := msgRec{Stage: stagePubrec, Qos: 2, PacketID: pid, Created: pk.Created, Expiry: pk.Expiry}
+		st.enqueueFor(cl, op{kind: opSet, key: inboundKey(cid, pid), val: r.encode(kindInbound)})
+	case packets.Publish:
+		st.qosPublish(cl, pk)
+	}
+}
+
+func (st *Store) qosPublish(cl *mqtt.Client, pk packets.Packet) {
+	cid, pid := cl.ID, pk.PacketID
+	tag, tagged := packetTag(pk)
+	st.idx.Lock()
+	if _, resend := st.out[cid][pid]; resend {
+		st.idx.Unlock()
+		return
+	}
+	var seq uint64
+	written := false
+	if tagged {
+		if fan := st.fanouts[tag]; fan != nil {
+			if _, ok := fan.targets[cid]; ok {
+				fan.targets[cid] = true
+				seq, written = tag, true
+			}
+		}
+	}
+	if !written && !persistent(cl) {
+		st.idx.Unlock()
+		return
+	}
+	if !written {
+		seq = st.seq.Add(1)
+	}
+	m := st.out[cid]
+	if m == nil {
+		m = map[uint16]uint64{}
+		st.out[cid] = m
+	}
+	m[pid] = seq
+	st.idx.Unlock()
+	if written && pk.FixedHeader.Qos < 2 {
+		return // QoS 1: the write-ahead record needs no packet id
+	}
+	r := msgFromPacket(stagePublish, pk)
+	r.Dup = false
+	st.enqueueFor(cl, op{kind: opSet, key: outboundKey(cid, seq), val: r.encode(kindOutbound)})
+}
+
+// OnQosComplete removes a finished flow.
+func (st *Store) OnQosComplete(cl *mqtt.Client, pk packets.Packet) {
+	cid, pid := cl.ID, pk.PacketID
+	switch pk.FixedHeader.Type {
+	case packets.Puback:
+		st.idx.Lock()
+		if p, ok := st.inQoS1[cid]; ok && p == pid {
+			delete(st.inQoS1, cid)
+			st.idx.Unlock()
+			return
+		}
+		st.idx.Unlock()
+		st.dropOutbound(cid, pid)
+	case packets.Pubcomp:
+		st.dropOutbound(cid, pid)
+	case packets.Pubrel:
+		st.dropInbound(cid, pid)
+	}
+}
+
+// OnQosDropped removes a dropped flow (expired, refused, or cleared).
+func (st *Store) OnQosDropped(cl *mqtt.Client, pk packets.Packet) {
+	st.dropOutbound(cl.ID, pk.PacketID)
+	st.dropInbound(cl.ID, pk.PacketID)
+}
+
+func (st *Store) dropOutbound(cid string, pid uint16) {
+	st.idx.Lock()
+	seq, ok := st.out[cid][pid]
+	if ok {
+		delete(st.out[cid], pid)
+		if len(st.out[cid]) == 0 {
+			delete(st.out, cid)
+		}
+	}
+	st.idx.Unlock()
+	if ok {
+		st.enqueue(op{kind: opDelete, key: outboundKey(cid, seq)})
+	}
+}
+
+func (st *Store) dropInbound(cid string, pid uint16) {
+	st.idx.Lock()
+	ok := st.inbound[cid][pid]
+	if ok {
+		delete(st.inbound[cid], pid)
+		if len(st.inbound[cid]) == 0 {
+			delete(st.inbound, cid)
+		}
+	}
+	st.idx.Unlock()
+	if ok {
+		st.enqueue(op{kind: opDelete, key: inboundKey(cid, pid)})
+	}
+}
+
+func (st *Store) forgetClient(cid string) {
+	st.idx.Lock()
+	delete(st.out, cid)
+	delete(st.inbound, cid)
+	delete(st.inQoS1, cid)
+	st.idx.Unlock()
+}
+
+// OnRetainMessage stores or clears a retained message.
+func (st *Store) OnRetainMessage(cl *mqtt.Client, pk packets.Packet, _ int64) {
+	if len(pk.Payload) == 0 {
+		st.enqueueFor(cl, op{kind: opDelete, key: retainedKey(pk.TopicName)})
+		return
+	}
+	r := msgFromPacket(stageRetain, pk)
+	r.PacketID = 0
+	r.Dup = false
+	r.Retain = true
+	st.enqueueFor(cl, op{kind: opSet, key: retainedKey(pk.TopicName), val: r.encode(kindRetained)})
+}
+
+// OnRetainedExpired removes an expired retained message.
+func (st *Store) OnRetainedExpired(topic string) {
+	st.enqueue(op{kind: opDelete, key: retainedKey(topic)})
+}
+
+// String describes the store for logs.
+func (st *Store) String() string { return fmt.Sprintf("store(%s)", st.db.Opts().Dir) }

@@ -1,0 +1,515 @@
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	mqtt "github.com/mochi-mqtt/server/v2"
+)
+
+// schemaVersion is the version of the key and value layout written by this
+// code. Open refuses newer versions; older ones would be migrated here.
+const schemaVersion uint64 = 1
+
+// Store is a mochi storage hook on Badger. Create it with Open, register it
+// with mochi's AddHook (passing a Config), and Close it after the server has
+// been closed. A Store is safe for concurrent use.
+type Store struct {
+	mqtt.HookBase
+
+	db   *badger.DB
+	opts Options
+	log  *slog.Logger
+
+	server *mqtt.Server
+	fixes  *Fixes
+
+	seq atomic.Uint64 // last allocated message sequence
+
+	// group commit
+	mu        sync.Mutex
+	cond      *sync.Cond
+	pending   []op
+	ticket    uint64 // ticket of the last queued write
+	synced    uint64 // ticket of the last write fsynced in the WAL (SyncWrites)
+	committed uint64 // ticket of the last write applied to Badger
+	wal       *wal
+	closed    bool
+	commitErr error
+	kick      chan struct{}
+	quit      chan struct{}
+	abort     atomic.Bool
+	failed    atomic.Bool // an apply to Badger failed: keep the WAL for the next Open
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+
+	// in-memory indexes
+	idx         sync.Mutex
+	out         map[string]map[uint16]uint64 // client -> packet id -> seq of its outbound record
+	inbound     map[string]map[uint16]bool   // client -> packet ids of stored inbound QoS 2 records
+	inQoS1      map[string]uint16            // client -> packet id of the inbound QoS 1 ack being completed
+	fanouts     map[uint64]*fanout           // seq -> write-ahead targets of a publish in progress
+	pubFans     map[*mqtt.Client][]uint64    // publisher -> seqs of its publishes in progress
+	owed        map[*mqtt.Client]uint64      // client -> ticket its next acknowledgement must wait for
+	restoredIDs map[string]bool
+
+	quarantined atomic.Int64
+}
+
+// fanout is the set of subscribers a publish was written ahead for.
+type fanout struct {
+	msg     msgRec
+	targets map[string]bool // client id -> OnQosPublish seen
+}
+
+type opKind byte
+
+const (
+	opSet opKind = iota + 1
+	opDelete
+	opDeletePrefix
+)
+
+type op struct {
+	kind opKind
+	key  []byte
+	val  []byte
+}
+
+// Open opens (creating if needed) the store in dir. It checks the schema
+// version and starts the group committer and the value-log GC ticker.
+func Open(dir string, opts Options) (*Store, error) {
+	opts = opts.withDefaults()
+	walDir := filepath.Join(dir, "wal")
+	if err := os.MkdirAll(walDir, 0o700); err != nil {
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
+	db, err := badger.Open(opts.badger(filepath.Join(dir, "db")))
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
+	st := &Store{
+		db:      db,
+		opts:    opts,
+		log:     opts.Logger.With("component", "hooks.store"),
+		kick:    make(chan struct{}, 1),
+		quit:    make(chan struct{}),
+		out:     map[string]map[uint16]uint64{},
+		inbound: map[string]map[uint16]bool{},
+		inQoS1:  map[string]uint16{},
+		fanouts: map[uint64]*fanout{},
+		pubFans: map[*mqtt.Client][]uint64{},
+		owed:    map[*mqtt.Client]uint64{},
+	}
+	st.cond = sync.NewCond(&st.mu)
+	if err := st.checkSchema(); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
+	if err := st.recoverWAL(walDir); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open store %s: replay wal: %w", dir, err)
+	}
+	if err := st.initSeq(); err != nil {
+		_ = st.wal.f.Close()
+		_ = db.Close()
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
+	st.wg.Add(2)
+	go st.commitLoop()
+	go st.gcLoop()
+	return st, nil
+}
+
+// recoverWAL applies what a crash left in the WAL to Badger, removes the
+// old segments and starts a new one.
+func (st *Store) recoverWAL(dir string) error {
+	n := 0
+	nums, err := replayWAL(dir, func(ops []op) error {
+		n += len(ops)
+		return st.apply(ops)
+	})
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		st.log.Info("wal replayed", "writes", n, "segments", len(nums))
+	}
+	next := uint64(1)
+	if len(nums) > 0 {
+		next = nums[len(nums)-1] + 1
+	}
+	st.wal = &wal{dir: dir}
+	if err := st.wal.openSegment(next); err != nil {
+		return err
+	}
+	for _, num := range nums {
+		if err := os.Remove(segPath(dir, num)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkSchema writes the schema version into an empty database, accepts the
+// current version and refuses anything else.
+func (st *Store) checkSchema() error {
+	return st.db.Update(func(txn *badger.Txn) error {
+		item, err := txn.Get(schemaKey)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			it := txn.NewIterator(badger.IteratorOptions{})
+			it.Rewind()
+			empty := !it.Valid()
+			it.Close()
+			if !empty {
+				return fmt.Errorf("%w: data without a schema marker", ErrSchemaVersion)
+			}
+			return txn.Set(schemaKey, binary.AppendUvarint(nil, schemaVersion))
+		}
+		if err != nil {
+			return err
+		}
+		v, err := item.ValueCopy(nil)
+		if err != nil {
+			return err
+		}
+		ver, n := binary.Uvarint(v)
+		if n <= 0 || n != len(v) {
+			return fmt.Errorf("%w: unreadable marker", ErrSchemaVersion)
+		}
+		switch ver {
+		case schemaVersion:
+			return nil
+		default: // a future version; older ones would be migrated here
+			return fmt.Errorf("%w: %d (this build knows %d)", ErrSchemaVersion, ver, schemaVersion)
+		}
+	})
+}
+
+// initSeq sets the sequence counter past every stored outbound record.
+func (st *Store) initSeq() error {
+	return st.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: false, Prefix: []byte{kindOutbound}})
+		defer it.Close()
+		var max uint64
+		for it.Rewind(); it.Valid(); it.Next() {
+			k := it.Item().Key()
+			if len(k) >= 9 {
+				if s := binary.BigEndian.Uint64(k[len(k)-8:]); s > max {
+					max = s
+				}
+			}
+		}
+		st.seq.Store(max)
+		return nil
+	})
+}
+
+// Close writes what is queued, stops the committer and GC goroutines and
+// closes Badger. It is safe to call more than once; later calls return nil.
+func (st *Store) Close() error {
+	st.closeOnce.Do(func() {
+		st.mu.Lock()
+		st.closed = true
+		st.mu.Unlock()
+		close(st.quit)
+		st.wg.Wait()
+		st.mu.Lock()
+		st.cond.Broadcast()
+		st.mu.Unlock()
+		var errs []error
+		if err := st.wal.f.Close(); err != nil {
+			errs = append(errs, err)
+		}
+		if !st.abort.Load() && !st.failed.Load() { // everything is in Badger
+			if err := os.Remove(segPath(st.wal.dir, st.wal.num)); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if err := st.db.Close(); err != nil {
+			errs = append(errs, err)
+		}
+		st.closeErr = errors.Join(errs...)
+	})
+	return st.closeErr
+}
+
+// Abort closes the database without applying what is still queued to
+// Badger, as a process crash would leave it: the next Open replays the WAL. It exists for crash tests; use Close
+// otherwise. Safe to combine with Close.
+func (st *Store) Abort() error {
+	st.abort.Store(true)
+	return st.Close()
+}
+
+// Quarantined reports how many corrupt records were set aside since Open.
+func (st *Store) Quarantined() int64 { return st.quarantined.Load() }
+
+// enqueue queues writes for the committer and returns their ticket; 0 when
+// the store is closed (the writes are dropped).
+func (st *Store) enqueue(ops ...op) uint64 {
+	st.mu.Lock()
+	if st.closed {
+		st.mu.Unlock()
+		st.log.Debug("store closed, write dropped")
+		return 0
+	}
+	if err := st.wal.append(ops); err != nil {
+		st.mu.Unlock()
+		st.log.Error("wal write failed", "err", err)
+		return 0
+	}
+	st.pending = append(st.pending, ops...)
+	st.ticket++
+	t := st.ticket
+	st.mu.Unlock()
+	select {
+	case st.kick <- struct{}{}:
+	default:
+	}
+	return t
+}
+
+// waitDurable blocks until the writes with ticket t survive a process crash
+// (always true once queued: they are in the WAL) or, with SyncWrites, a power
+// loss (the committer has fsynced the WAL). Ticket ^0 marks writes dropped
+// because the store was closed.
+func (st *Store) waitDurable(t uint64) error {
+	if t == ^uint64(0) {
+		return ErrClosed
+	}
+	if !st.opts.SyncWrites {
+		return nil
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for st.synced < t && !st.closed {
+		st.cond.Wait()
+	}
+	if st.synced < t {
+		return ErrClosed
+	}
+	return nil
+}
+
+// waitApplied blocks until every write queued so far is in Badger.
+func (st *Store) waitApplied() error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	t := st.ticket
+	for st.committed < t && !st.closed {
+		st.cond.Wait()
+	}
+	if st.closed {
+		return ErrClosed
+	}
+	return st.commitErr
+}
+
+func (st *Store) commitLoop() {
+	defer st.wg.Done()
+	for {
+		select {
+		case <-st.kick:
+			st.commitPending()
+		case <-st.quit:
+			if !st.abort.Load() {
+				st.commitPending()
+			}
+			return
+		}
+	}
+}
+
+// walSegmentSize is the size after which the WAL moves to a new segment.
+const walSegmentSize = 8 << 20
+
+// commitPending applies everything queued to Badger as one group and
+// releases the waiters; with SyncWrites it first fsyncs the WAL.
+func (st *Store) commitPending() {
+	for {
+		st.mu.Lock()
+		ops := st.pending
+		st.pending = nil
+		t := st.ticket
+		var old *os.File
+		oldNum := st.wal.num
+		if len(ops) > 0 && st.wal.size > walSegmentSize {
+			old = st.wal.f
+			if err := st.wal.openSegment(oldNum + 1); err != nil {
+				st.log.Error("wal rotation failed", "err", err)
+				st.wal.f, st.wal.num = old, oldNum
+				old = nil
+			}
+		}
+		cur := st.wal.f
+		st.mu.Unlock()
+		if len(ops) == 0 {
+			return
+		}
+		if st.opts.SyncWrites {
+			f := cur
+			if old != nil {
+				f = old
+			}
+			if err := f.Sync(); err != nil {
+				st.log.Error("wal sync failed", "err", err)
+			} else {
+				st.mu.Lock()
+				st.synced = t
+				st.cond.Broadcast()
+				st.mu.Unlock()
+			}
+		}
+		err := st.apply(ops)
+		if err != nil {
+			st.failed.Store(true)
+			st.log.Error("store commit failed", "err", err, "writes", len(ops))
+		}
+		if old != nil {
+			_ = old.Close()
+			if !st.failed.Load() {
+				if rerr := os.Remove(segPath(st.wal.dir, oldNum)); rerr != nil {
+					st.log.Warn("wal segment not removed", "err", rerr)
+				}
+			}
+		}
+		st.mu.Lock()
+		st.committed = t
+		st.commitErr = err
+		st.cond.Broadcast()
+		st.mu.Unlock()
+	}
+}
+
+// apply writes ops in order, in as few Badger transactions as their size
+// allows. A set and a later delete of the same key inside one transaction
+// leave only the delete.
+func (st *Store) apply(ops []op) error {
+	var errs []error
+	txn := st.db.NewTransaction(true)
+	n := 0
+	commit := func() {
+		if n > 0 {
+			if err := txn.Commit(); err != nil {
+				errs = append(errs, err)
+			}
+		} else {
+			txn.Discard()
+		}
+		txn = st.db.NewTransaction(true)
+		n = 0
+	}
+	do := func(f func() error) {
+		err := f()
+		if errors.Is(err, badger.ErrTxnTooBig) {
+			commit()
+			err = f()
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
+		n++
+	}
+	for _, o := range ops {
+		switch o.kind {
+		case opSet:
+			do(func() error { return txn.Set(o.key, o.val) })
+		case opDelete:
+			do(func() error { return txn.Delete(o.key) })
+		case opDeletePrefix:
+			commit()
+			keys, err := st.keysWithPrefix(o.key)
+			if err != nil {
+				errs = append(errs, err)
+			}
+			for _, k := range keys {
+				do(func() error { return txn.Delete(k) })
+			}
+		}
+		if n >= st.opts.MaxBatch {
+			commit()
+		}
+	}
+	if n > 0 {
+		if err := txn.Commit(); err != nil {
+			errs = append(errs, err)
+		}
+	} else {
+		txn.Discard()
+	}
+	return errors.Join(errs...)
+}
+
+func (st *Store) keysWithPrefix(prefix []byte) ([][]byte, error) {
+	var keys [][]byte
+	err := st.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			keys = append(keys, it.Item().KeyCopy(nil))
+		}
+		return nil
+	})
+	return keys, err
+}
+
+func (st *Store) gcLoop() {
+	defer st.wg.Done()
+	t := time.NewTicker(st.opts.GCInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-st.quit:
+			return
+		case <-t.C:
+			st.runGC()
+		}
+	}
+}
+
+// runGC rewrites value-log files until Badger finds nothing worth it.
+func (st *Store) runGC() {
+	for i := 0; i < 16; i++ {
+		select {
+		case <-st.quit:
+			return
+		default:
+		}
+		if err := st.db.RunValueLogGC(st.opts.GCDiscardRatio); err != nil {
+			if !errors.Is(err, badger.ErrNoRewrite) && !errors.Is(err, badger.ErrRejected) {
+				st.log.Warn("value log gc failed", "err", err)
+			}
+			return
+		}
+	}
+}
+
+// Size reports Badger's LSM and value-log sizes in bytes.
+func (st *Store) Size() (lsm, vlog int64) { return st.db.Size() }
+
+// Sync waits until every queued write is applied to Badger (tests, tools).
+func (st *Store) Sync() error { return st.waitApplied() }
+
+// deleteClientOps returns the writes that remove everything stored for a
+// client except, when keepSession, its session record.
+func deleteClientOps(cid string, keepSession bool) []op {
+	ops := []op{
+		{kind: opDeletePrefix, key: clientPrefix(kindSub, cid)},
+		{kind: opDeletePrefix, key: clientPrefix(kindOutbound, cid)},
+		{kind: opDeletePrefix, key: clientPrefix(kindInbound, cid)},
+	}
+	if !keepSession {
+		ops = append(ops, op{kind: opDelete, key: sessionKey(cid)})
+	}
+	return ops
+}
