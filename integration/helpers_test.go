@@ -208,9 +208,8 @@ func needStore(t testing.TB, srv *brokertest.Server) {
 	}
 }
 
-// crasher is what broker/brokertest offers once the store branch lands: a
-// broker killed without a graceful shutdown, its store abandoned as a killed
-// process would leave it, then restarted on the same data.
+// crasher is brokertest's crash helper: the broker stops as a killed process
+// would, its store abandoned; srv.Restart brings it back on the same data.
 type crasher interface {
 	Crash(t testing.TB)
 }
