@@ -115,3 +115,62 @@ func TestSubscribeWithPacketIDOfServersInflightPublishIsGranted(t *testing.T) {
 		t.Errorf("SUBACK %#x %x: want packet id 1 granted QoS 0", h, body)
 	}
 }
+
+// connect5 is an MQTT 5 CONNECT with clean start and no properties.
+func connect5(id string) []byte {
+	body := append(mqttString("MQTT"), 5, 0x02, 0, 30, 0)
+	return frame(0x10, append(body, mqttString(id)...))
+}
+
+// TestServerAndClientQoS2FlowsWithTheSamePacketIDAreIndependent: while the
+// broker's QoS 2 PUBLISH with packet id N to a client is unacknowledged, the
+// client publishes its own QoS 2 message with id N. The two flows are
+// independent [MQTT-2.2.1-3]: finishing the broker's flow (PUBREC N, PUBREL
+// N, PUBCOMP N) must not touch the client's, whose PUBREL N must then be
+// answered PUBCOMP 0x00. The scale test sees the failure as "reason code
+// 0x92" from about 5% of QoS 2 publishes whose message was in fact
+// delivered once: an application that retries on that error duplicates.
+func TestServerAndClientQoS2FlowsWithTheSamePacketIDAreIndependent(t *testing.T) {
+	t.Skip("known bug: mochi v2.7.9 keeps one Inflight map per client for both directions: processPublish (server.go:894-901) deletes the server's own in-flight outbound PUBLISH when the client's PUBLISH reuses its id, and the later PUBCOMP of the server's flow deletes the client's record, so the client's PUBREL is answered PUBCOMP 0x92 (packet identifier not found)")
+	t.Parallel()
+	srv := brokertest.Start(t, brokertest.WithoutStore())
+	id := unique("q2id")
+	rc := dialRaw(t, srv)
+	rc.send(t, connect5(id))
+	if h, body := rc.read(t); h != 0x20 || body[1] != 0 {
+		t.Fatalf("CONNACK %#x %x", h, body)
+	}
+	sub := append([]byte{0, 1, 0}, mqttString("q2id/"+id)...)
+	rc.send(t, frame(0x82, append(sub, 2)))
+	if h, body := rc.read(t); h != 0x90 || body[len(body)-1] != 2 {
+		t.Fatalf("SUBACK %#x %x", h, body)
+	}
+	pub := dialV5(t, srv.TCPAddr, id+"-pub", true, 0, nil)
+	pub.publish(t, "q2id/"+id, 2, false, "from the broker")
+
+	h, body := rc.read(t)
+	if h&0xf6 != 0x34 {
+		t.Fatalf("want a QoS 2 PUBLISH, got %#x %x", h, body)
+	}
+	tl := int(body[0])<<8 | int(body[1])
+	n := body[2+tl : 4+tl] // the broker's packet id
+
+	// The client's own QoS 2 PUBLISH with the same id.
+	own := append(mqttString("q2id/elsewhere"), n[0], n[1], 0)
+	rc.send(t, frame(0x34, append(own, "from the client"...)))
+	if h, body := rc.read(t); h != 0x50 || body[0] != n[0] || body[1] != n[1] || (len(body) > 2 && body[2] >= 0x80) {
+		t.Fatalf("PUBREC for the client's publish: %#x %x", h, body)
+	}
+	// Finish the broker's flow.
+	rc.send(t, frame(0x50, []byte{n[0], n[1]}))
+	if h, body := rc.read(t); h != 0x62 || (len(body) > 2 && body[2] >= 0x80) {
+		t.Fatalf("PUBREL for the broker's publish: %#x %x", h, body)
+	}
+	rc.send(t, frame(0x70, []byte{n[0], n[1]}))
+	// Finish the client's flow.
+	rc.send(t, frame(0x62, []byte{n[0], n[1]}))
+	h, body = rc.read(t)
+	if h != 0x70 || (len(body) > 2 && body[2] != 0) {
+		t.Errorf("PUBCOMP for the client's PUBREL: %#x %x, want reason 0x00", h, body)
+	}
+}
