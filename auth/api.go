@@ -51,6 +51,9 @@ type TokenAPIOptions struct {
 	ClientAddr func(r *http.Request) string
 	// MaxLimiterEntries bounds each limiter's table (default 10000).
 	MaxLimiterEntries int
+	// OnResult, if set, is told the outcome of every request (for metrics
+	// and events). It runs on the request goroutine and must not block.
+	OnResult func(TokenAPIResult)
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// Logger gets one line per refused request (never keys or tokens).
@@ -71,6 +74,7 @@ type TokenAPI struct {
 	byID   *keyedLimiter
 	byAddr *keyedLimiter
 	addrOf func(*http.Request) string
+	result func(TokenAPIResult)
 	now    func() time.Time
 	log    *slog.Logger
 }
@@ -113,9 +117,20 @@ func NewTokenAPI(opts TokenAPIOptions) (*TokenAPI, error) {
 		byID:   newKeyedLimiter(opts.PerIdentity, max),
 		byAddr: newKeyedLimiter(opts.PerAddress, max),
 		addrOf: addrOf,
+		result: opts.OnResult,
 		now:    now,
 		log:    l.With("component", "auth.tokenapi"),
 	}, nil
+}
+
+// TokenAPIResult is the outcome of one token API request. It never holds
+// an API key or token.
+type TokenAPIResult struct {
+	Status   int    // HTTP status
+	Code     string // error code; "" on success
+	Identity string // authenticated identity, "" before authentication
+	Remote   string // caller address as used for rate limiting
+	ClientID string // issued client id on success
 }
 
 type tokenRequest struct {
@@ -124,44 +139,59 @@ type tokenRequest struct {
 
 // ServeHTTP implements http.Handler.
 func (a *TokenAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	res := TokenAPIResult{Remote: a.addrOf(r)}
+	// The outcome is reported before the answer is written, so a caller
+	// that has the answer can rely on the report having been made.
+	report := func() {
+		if a.result != nil {
+			a.result(res)
+		}
+	}
+	fail := func(status int, code, msg string) {
+		res.Status, res.Code = status, code
+		report()
+		writeError(w, status, code, msg)
+	}
 	if r.URL.Path != TokenPath {
-		writeError(w, http.StatusNotFound, CodeNotFound, "no such endpoint")
+		fail(http.StatusNotFound, CodeNotFound, "no such endpoint")
 		return
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodPost {
 		w.Header().Set("Allow", "GET, POST")
-		writeError(w, http.StatusMethodNotAllowed, CodeMethodNotAllowed, "use GET or POST")
+		fail(http.StatusMethodNotAllowed, CodeMethodNotAllowed, "use GET or POST")
 		return
 	}
 	now := a.now()
-	remote := a.addrOf(r)
-	if d := a.byAddr.allow(remote, now); d > 0 {
-		a.log.Warn("token request rate limited", "remote", remote, "limit", "address")
-		rateLimited(w, d)
+	if d := a.byAddr.allow(res.Remote, now); d > 0 {
+		a.log.Debug("token request rate limited", "remote", res.Remote, "limit", "address")
+		setRetryAfter(w, d)
+		fail(http.StatusTooManyRequests, CodeRateLimited, "too many token requests")
 		return
 	}
 	identity, err := a.authn.Authenticate(r)
 	if err != nil {
 		if errors.Is(err, ErrUnauthenticated) {
-			a.log.Info("token request unauthenticated", "remote", remote)
+			a.log.Info("token request unauthenticated", "remote", res.Remote)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="courier"`)
-			writeError(w, http.StatusUnauthorized, CodeUnauthorized, "missing or invalid API key")
+			fail(http.StatusUnauthorized, CodeUnauthorized, "missing or invalid API key")
 			return
 		}
-		a.log.Error("token request authenticator failed", "remote", remote, "err", err)
-		writeError(w, http.StatusInternalServerError, CodeInternal, "authentication failed")
+		a.log.Error("token request authenticator failed", "remote", res.Remote, "err", err)
+		fail(http.StatusInternalServerError, CodeInternal, "authentication failed")
 		return
 	}
+	res.Identity = identity
 	if d := a.byID.allow(identity, now); d > 0 {
-		a.log.Warn("token request rate limited", "remote", remote, "identity", identity, "limit", "identity")
-		rateLimited(w, d)
+		a.log.Debug("token request rate limited", "remote", res.Remote, "identity", identity, "limit", "identity")
+		setRetryAfter(w, d)
+		fail(http.StatusTooManyRequests, CodeRateLimited, "too many token requests")
 		return
 	}
 	var req tokenRequest
 	if r.Method == http.MethodPost && r.ContentLength != 0 {
 		dec := json.NewDecoder(io.LimitReader(r.Body, maxBody))
 		if err := dec.Decode(&req); err != nil && !errors.Is(err, io.EOF) {
-			writeError(w, http.StatusBadRequest, CodeBadRequest, "body must be JSON {\"clientId\": string}")
+			fail(http.StatusBadRequest, CodeBadRequest, "body must be JSON {\"clientId\": string}")
 			return
 		}
 	} else {
@@ -169,23 +199,25 @@ func (a *TokenAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	pol, err := a.pols.For(identity)
 	if err != nil {
-		a.log.Warn("token request without policy", "remote", remote, "identity", identity)
-		writeError(w, http.StatusForbidden, CodeForbidden, "no policy for this identity")
+		a.log.Warn("token request without policy", "remote", res.Remote, "identity", identity)
+		fail(http.StatusForbidden, CodeForbidden, "no policy for this identity")
 		return
 	}
 	resp, err := a.issuer.Issue(identity, pol, req.ClientID, now)
 	switch {
 	case errors.Is(err, ErrClientIDNotAllowed):
-		writeError(w, http.StatusForbidden, CodeForbidden, "client id not allowed for this identity")
+		fail(http.StatusForbidden, CodeForbidden, "client id not allowed for this identity")
 		return
 	case errors.Is(err, ErrInvalidIdentity):
-		writeError(w, http.StatusForbidden, CodeForbidden, "identity cannot be used as an MQTT identity")
+		fail(http.StatusForbidden, CodeForbidden, "identity cannot be used as an MQTT identity")
 		return
 	case err != nil:
 		a.log.Error("token issue failed", "identity", identity, "err", err)
-		writeError(w, http.StatusInternalServerError, CodeInternal, "could not issue token")
+		fail(http.StatusInternalServerError, CodeInternal, "could not issue token")
 		return
 	}
+	res.Status, res.ClientID = http.StatusOK, resp.ClientID
+	report()
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	_ = json.NewEncoder(w).Encode(resp)
@@ -199,13 +231,12 @@ func remoteHost(r *http.Request) string {
 	return host
 }
 
-func rateLimited(w http.ResponseWriter, d time.Duration) {
+func setRetryAfter(w http.ResponseWriter, d time.Duration) {
 	secs := int(math.Ceil(d.Seconds()))
 	if secs < 1 {
 		secs = 1
 	}
 	w.Header().Set("Retry-After", strconv.Itoa(secs))
-	writeError(w, http.StatusTooManyRequests, CodeRateLimited, "too many token requests")
 }
 
 // ErrorBody is the JSON shape of every token API error.

@@ -38,6 +38,10 @@ const (
 )
 
 func newAPI(t *testing.T, perID, perAddr RateLimit) *apiFixture {
+	return newAPIWith(t, perID, perAddr, nil)
+}
+
+func newAPIWith(t *testing.T, perID, perAddr RateLimit, onResult func(TokenAPIResult)) *apiFixture {
 	t.Helper()
 	ks := mustKeySet(t, "k1", mustKey(t, "k1"))
 	iss, err := NewIssuer(IssuerOptions{Keys: ks, Host: "broker.example", Port: 1883})
@@ -62,6 +66,7 @@ func newAPI(t *testing.T, perID, perAddr RateLimit) *apiFixture {
 		PerIdentity: perID,
 		PerAddress:  perAddr,
 		Now:         clock.Now,
+		OnResult:    onResult,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -281,6 +286,62 @@ func TestTokenAPIClientAddr(t *testing.T) {
 	for ip, got := range codes {
 		if fmt.Sprint(got) != "[401 429]" {
 			t.Errorf("%s: %v, want [401 429]", ip, got)
+		}
+	}
+}
+
+func TestNewAPIKeyEntry(t *testing.T) {
+	t.Parallel()
+	key, entry, err := NewAPIKeyEntry("svc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := NewAPIKeyAuthenticator([]APIKeyEntry{entry})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := httptest.NewRequest(http.MethodGet, TokenPath, nil)
+	req.Header.Set("Authorization", "Bearer "+key)
+	if id, err := a.Authenticate(req); err != nil || id != "svc" {
+		t.Fatalf("Authenticate = %q, %v", id, err)
+	}
+	if strings.Contains(entry.SHA256, key) {
+		t.Fatal("entry holds the key")
+	}
+	if _, _, err := NewAPIKeyEntry("a/b"); err == nil {
+		t.Fatal("invalid identity accepted")
+	}
+}
+
+func TestTokenAPIOnResult(t *testing.T) {
+	t.Parallel()
+	var (
+		mu      sync.Mutex
+		results []TokenAPIResult
+	)
+	f := newAPIWith(t, RateLimit{Rate: 1, Burst: 1}, RateLimit{}, func(r TokenAPIResult) {
+		mu.Lock()
+		results = append(results, r)
+		mu.Unlock()
+	})
+	f.do(t, http.MethodGet, "?clientId=alice-x", aliceKey, "")
+	f.do(t, http.MethodGet, "", aliceKey, "")
+	f.do(t, http.MethodGet, "", "ck_nope", "")
+	mu.Lock()
+	defer mu.Unlock()
+	want := []TokenAPIResult{
+		{Status: 200, Identity: "alice", ClientID: "alice-x"},
+		{Status: 429, Code: CodeRateLimited, Identity: "alice"},
+		{Status: 401, Code: CodeUnauthorized},
+	}
+	if len(results) != len(want) {
+		t.Fatalf("results %+v", results)
+	}
+	for i, w := range want {
+		r := results[i]
+		r.Remote = ""
+		if r != w {
+			t.Errorf("result %d = %+v, want %+v", i, r, w)
 		}
 	}
 }

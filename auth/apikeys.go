@@ -121,6 +121,19 @@ func HashAPIKey(key string) string {
 	return hex.EncodeToString(sum[:])
 }
 
+// NewAPIKeyEntry generates an API key for identity and returns it with the
+// entry to store in the API keys file (hash only).
+func NewAPIKeyEntry(identity string) (key string, entry APIKeyEntry, err error) {
+	if !validIdentity(identity) {
+		return "", APIKeyEntry{}, ErrInvalidIdentity
+	}
+	key, err = GenerateAPIKey()
+	if err != nil {
+		return "", APIKeyEntry{}, err
+	}
+	return key, APIKeyEntry{Identity: identity, SHA256: HashAPIKey(key)}, nil
+}
+
 // GenerateAPIKey returns a new random API key (256 bits, URL-safe base64
 // with a "ck_" prefix). Store HashAPIKey(key); hand the key to the caller.
 func GenerateAPIKey() (string, error) {

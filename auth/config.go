@@ -33,25 +33,32 @@ type RateLimits struct {
 //
 // How the broker wires it (cmd/broker and broker.Config):
 //
-//	if err := cfg.Auth.Validate(); err != nil { ... }      // every problem at once
-//	if cfg.Auth.TokenAuthEnabled() {
-//	    v, err := cfg.Auth.NewVerifier()                    // public keys suffice
-//	    hook := hooks.NewTokenAuth(hooks.TokenAuthOptions{Verifier: v, Logger: l})
-//	    // broker.WithHook(hook, nil); never beside an allow-all hook
-//	}
+//	if err := cfg.Auth.Validate(); err != nil { ... }       // every problem at once
+//	var users *auth.Users
 //	if cfg.Auth.UsersFile != "" {
-//	    users, err := cfg.Auth.LoadUsers(yaml.Unmarshal)
-//	    hook := hooks.NewUsersAuth(hooks.UsersAuthOptions{Users: users, Logger: l})
+//	    users, err = cfg.Auth.LoadUsers(yaml.Unmarshal)
 //	}
-//	if tokenAPIAddr != "" {                                 // --token-api-addr
-//	    api, err := cfg.Auth.NewTokenAPI(yaml.Unmarshal, l) // needs active_key and api_keys_file
+//	switch {
+//	case cfg.Auth.TokenAuthEnabled():                       // keys configured
+//	    v, err := cfg.Auth.NewVerifier()                     // public keys suffice
+//	    h, err := hooks.NewTokenAuth(hooks.TokenAuthOptions{
+//	        Verifier: v, Users: users, Logger: l, OnDenied: emit, Identities: store})
+//	    opts = append(opts, broker.WithAuthHook(h, nil))
+//	case users != nil:
+//	    h, err := hooks.NewUsersAuth(hooks.UsersAuthOptions{Users: users, Logger: l, OnDenied: emit})
+//	    opts = append(opts, broker.WithAuthHook(h, nil))
+//	}                                                        // neither: anonymous, loopback only
+//	if tokenAPIAddr != "" {                                  // --token-api-addr
+//	    api, err := cfg.Auth.NewTokenAPI(yaml.Unmarshal, l)  // needs active_key and api_keys_file
 //	    mux := http.NewServeMux(); mux.Handle(auth.TokenPath, api)
 //	}
 //
-// `broker keys generate --dir D --kid K` is GenerateEd25519Key(K) followed by
-// WriteKeyPair(D, key); the broker then only needs D/K.pub as public_key_file.
-// Anonymous access must stay off whenever TokenAuthEnabled or UsersFile is
-// set.
+// With both keys and a users file, one TokenAuth hook serves both (a
+// password that is not a JWT is checked against the users file); never
+// register two auth hooks, nor any allow-all hook, since mochi ORs them.
+// `broker keys generate --dir D --kid K` is GenerateKeyFiles(D, K); a broker
+// that only verifies needs just D/K.pub as public_key_file. Anonymous access
+// must stay off whenever TokenAuthEnabled or UsersFile is set.
 type Config struct {
 	// Keys are the signing and verification keys.
 	Keys []KeyConfig `json:"keys" yaml:"keys"`
@@ -61,6 +68,9 @@ type Config struct {
 	// Leeway is the clock skew allowed on exp/nbf (0 means the default 5s;
 	// max 5m).
 	Leeway time.Duration `json:"leeway" yaml:"leeway"`
+	// VerifyCacheSize bounds the cache of verified tokens (see
+	// VerifierOptions.CacheSize); 0 disables it. Default 10000.
+	VerifyCacheSize int `json:"verify_cache_size" yaml:"verify_cache_size"`
 	// APIKeysFile holds the token API's hashed API keys (see APIKeysFile).
 	APIKeysFile string `json:"api_keys_file" yaml:"api_keys_file"`
 	// UsersFile holds bcrypt users with ACLs (see UsersFile).
@@ -76,10 +86,12 @@ type Config struct {
 }
 
 // DefaultConfig returns a fresh config with the default leeway and rate
-// limits (per identity 1/s burst 5, per address 5/s burst 20) and no keys.
+// limits (per identity 1/s burst 5, per address 5/s burst 20), a verified
+// token cache of 10000 and no keys.
 func DefaultConfig() Config {
 	return Config{
-		Leeway: DefaultLeeway,
+		Leeway:          DefaultLeeway,
+		VerifyCacheSize: 10000,
 		RateLimits: RateLimits{
 			PerIdentity: RateLimit{Rate: 1, Burst: 5},
 			PerAddress:  RateLimit{Rate: 5, Burst: 20},
@@ -144,6 +156,9 @@ func (c Config) Validate() error {
 			bad("rate_limits.%s: rate and burst must not be negative", name)
 		}
 	}
+	if c.VerifyCacheSize < 0 {
+		bad("verify_cache_size %d is negative", c.VerifyCacheSize)
+	}
 	if c.BrokerPort < 0 || c.BrokerPort > 65535 {
 		bad("broker_port %d out of range", c.BrokerPort)
 	}
@@ -189,35 +204,47 @@ func (c Config) NewVerifier() (*Verifier, error) {
 	if err != nil {
 		return nil, err
 	}
-	return NewVerifier(ks.Public(), VerifierOptions{Leeway: c.Leeway}), nil
+	return NewVerifier(ks.Public(), VerifierOptions{Leeway: c.Leeway, CacheSize: c.VerifyCacheSize}), nil
 }
 
 // NewTokenAPI loads the keys and API keys file and returns the token API
-// handler. unmarshal decodes the API keys file (nil: JSON).
+// handler. unmarshal decodes the API keys file (nil: JSON). To add hooks
+// (OnResult, ClientAddr), use TokenAPIOptions and NewTokenAPI instead.
 func (c Config) NewTokenAPI(unmarshal Unmarshal, logger *slog.Logger) (*TokenAPI, error) {
-	ks, err := c.LoadKeySet()
+	opts, err := c.TokenAPIOptions(unmarshal)
 	if err != nil {
 		return nil, err
+	}
+	opts.Logger = logger
+	return NewTokenAPI(opts)
+}
+
+// TokenAPIOptions loads the keys and API keys file and returns the token
+// API options the config describes, for the caller to complete (Logger,
+// OnResult, ClientAddr) and pass to NewTokenAPI.
+func (c Config) TokenAPIOptions(unmarshal Unmarshal) (TokenAPIOptions, error) {
+	ks, err := c.LoadKeySet()
+	if err != nil {
+		return TokenAPIOptions{}, err
 	}
 	iss, err := NewIssuer(IssuerOptions{Keys: ks, Host: c.BrokerHost, Port: c.BrokerPort})
 	if err != nil {
-		return nil, err
+		return TokenAPIOptions{}, err
 	}
 	if c.APIKeysFile == "" {
-		return nil, fmt.Errorf("%w: api_keys_file is required for the token API", ErrInvalidConfig)
+		return TokenAPIOptions{}, fmt.Errorf("%w: api_keys_file is required for the token API", ErrInvalidConfig)
 	}
 	authn, err := LoadAPIKeys(c.APIKeysFile, unmarshal)
 	if err != nil {
-		return nil, err
+		return TokenAPIOptions{}, err
 	}
-	return NewTokenAPI(TokenAPIOptions{
+	return TokenAPIOptions{
 		Authenticator: authn,
 		Issuer:        iss,
 		Policies:      c.Policies,
 		PerIdentity:   c.RateLimits.PerIdentity,
 		PerAddress:    c.RateLimits.PerAddress,
-		Logger:        logger,
-	})
+	}, nil
 }
 
 // LoadUsers reads the users file (nil unmarshal: JSON).

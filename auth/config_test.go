@@ -46,12 +46,11 @@ func TestConfigValidateReportsEverything(t *testing.T) {
 func TestConfigEndToEnd(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	k := mustKey(t, "k1")
-	files, err := WriteKeyPair(dir, k)
+	files, err := GenerateKeyFiles(dir, "k1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := WriteKeyPair(dir, k); err == nil {
+	if _, err := GenerateKeyFiles(dir, "k1"); err == nil {
 		t.Fatal("WriteKeyPair overwrote existing files")
 	}
 	if st, err := os.Stat(files.Private); err != nil || st.Mode().Perm() != 0o600 {
@@ -89,6 +88,15 @@ func TestConfigEndToEnd(t *testing.T) {
 	}
 	if _, err := v.Verify(resp.Password, time.Now()); err != nil {
 		t.Fatalf("token from the issuing config does not verify on the broker: %v", err)
+	}
+}
+
+func TestGenerateKeyFilesRefusesPathKid(t *testing.T) {
+	t.Parallel()
+	for _, kid := range []string{"../x", "a/b", ".."} {
+		if _, err := GenerateKeyFiles(t.TempDir(), kid); !errors.Is(err, ErrInvalidKey) {
+			t.Errorf("kid %q: %v", kid, err)
+		}
 	}
 }
 

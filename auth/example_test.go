@@ -1,7 +1,11 @@
 package auth_test
 
 import (
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"time"
 
 	"github.com/courier-mqtt/courier/auth"
@@ -64,4 +68,49 @@ func ExampleFilterContains() {
 	// false
 	// true
 	// false
+}
+
+// The token API as a Courier mobile client sees it: a bearer API key in,
+// connect credentials out.
+func ExampleTokenAPI() {
+	key, _ := auth.GenerateEd25519Key("k1")
+	keys, _ := auth.NewKeySet("k1", key)
+	issuer, _ := auth.NewIssuer(auth.IssuerOptions{Keys: keys, Host: "mqtt.example.com", Port: 8883})
+	apiKey, entry, _ := auth.NewAPIKeyEntry("app") // store entry; hand out apiKey
+	authn, _ := auth.NewAPIKeyAuthenticator([]auth.APIKeyEntry{entry})
+	api, err := auth.NewTokenAPI(auth.TokenAPIOptions{
+		Authenticator: authn,
+		Issuer:        issuer,
+		Policies: auth.Policies{Default: &auth.Policy{
+			ClientID: "%u-*", KeepAlive: 60 * time.Second, Subscribe: []string{"chat/+"},
+		}},
+		PerIdentity: auth.RateLimit{Rate: 1, Burst: 5},
+	})
+	if err != nil {
+		panic(err)
+	}
+	srv := httptest.NewServer(api)
+	defer srv.Close()
+
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+auth.TokenPath+"?clientId=app-phone", nil)
+	req.Header.Set("Authorization", "Bearer "+apiKey)
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		panic(err)
+	}
+	defer resp.Body.Close()
+	var tr auth.TokenResponse
+	_ = json.NewDecoder(resp.Body).Decode(&tr)
+	fmt.Println(resp.StatusCode, tr.ClientID, tr.Username, tr.Host, tr.Port, tr.KeepAlive, tr.Password != "")
+
+	resp2, err := srv.Client().Get(srv.URL + auth.TokenPath) // no API key
+	if err != nil {
+		panic(err)
+	}
+	defer resp2.Body.Close()
+	body, _ := io.ReadAll(resp2.Body)
+	fmt.Print(resp2.StatusCode, " ", string(body))
+	// Output:
+	// 200 app-phone app mqtt.example.com 8883 60 true
+	// 401 {"error":{"code":"unauthorized","message":"missing or invalid API key"}}
 }

@@ -94,6 +94,17 @@ func LoadHMACKeyFile(kid, path string) (Key, error) {
 	return NewHMACKey(kid, bytes.TrimSpace(data))
 }
 
+// GenerateKeyFiles generates an Ed25519 key pair with id kid and writes it
+// to dir as {kid}.key (private, 0600) and {kid}.pub (public): the whole of
+// `broker keys generate`.
+func GenerateKeyFiles(dir, kid string) (KeyFiles, error) {
+	k, err := GenerateEd25519Key(kid)
+	if err != nil {
+		return KeyFiles{}, err
+	}
+	return WriteKeyPair(dir, k)
+}
+
 // KeyFiles are the paths WriteKeyPair wrote.
 type KeyFiles struct {
 	Private string // {dir}/{kid}.key, mode 0600

@@ -69,7 +69,7 @@ func NewUsers(entries map[string]UserEntry) (*Users, error) {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	cost := bcrypt.DefaultCost
+	cost := 0 // the highest cost in the file; 0 gives bcrypt.DefaultCost when empty
 	for _, name := range names {
 		e := entries[name]
 		if !validIdentity(name) {
@@ -81,7 +81,7 @@ func NewUsers(entries map[string]UserEntry) (*Users, error) {
 			problems = append(problems, fmt.Sprintf("user %q: password is not a bcrypt hash", name))
 			continue
 		}
-		cost = c
+		cost = max(cost, c)
 		g := Grants{Pub: e.Publish, Sub: e.Subscribe}
 		if err := g.Validate(); err != nil {
 			problems = append(problems, fmt.Sprintf("user %q: %v", name, err))

@@ -1,8 +1,10 @@
 package auth
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -20,6 +22,12 @@ type VerifierOptions struct {
 	// Leeway is the clock skew allowed on exp/nbf/iat. 0 means DefaultLeeway;
 	// a negative value means no leeway.
 	Leeway time.Duration
+	// CacheSize, if positive, remembers that many tokens whose signature
+	// verified (keyed by their SHA-256), so a client reconnecting with the
+	// token it already used skips the signature check. Time claims are
+	// still checked on every call. A reconnect storm after a network blip
+	// then costs little; a broker restart starts with an empty cache.
+	CacheSize int
 }
 
 // Verifier checks broker tokens. It is safe for concurrent use.
@@ -27,6 +35,7 @@ type Verifier struct {
 	keys   *KeySet
 	leeway time.Duration
 	parser *jwt.Parser
+	cache  *claimsCache
 }
 
 // NewVerifier returns a Verifier for tokens signed by any key in keys.
@@ -39,9 +48,14 @@ func NewVerifier(keys *KeySet, opts VerifierOptions) *Verifier {
 	case leeway < 0:
 		leeway = 0
 	}
+	var cache *claimsCache
+	if opts.CacheSize > 0 {
+		cache = &claimsCache{max: opts.CacheSize, m: make(map[[sha256.Size]byte]*Claims)}
+	}
 	return &Verifier{
 		keys:   keys,
 		leeway: leeway,
+		cache:  cache,
 		// Time claims are checked below against the caller's clock; the parser
 		// only decodes and checks the signature. "none" is never a valid method.
 		parser: jwt.NewParser(
@@ -57,20 +71,34 @@ func (v *Verifier) Leeway() time.Duration { return v.leeway }
 // Verify checks token's signature (the key named by its kid, with that key's
 // algorithm only) and its time claims against now, and returns its claims.
 // Errors wrap one of ErrMalformed, ErrUnknownKey, ErrAlgorithm,
-// ErrBadSignature, ErrTokenExpired or ErrTokenNotYetValid.
+// ErrBadSignature, ErrTokenExpired or ErrTokenNotYetValid. The returned
+// claims' slices may be shared with other callers: do not modify them.
 func (v *Verifier) Verify(token string, now time.Time) (*Claims, error) {
 	if token == "" || len(token) > maxTokenLen {
 		return nil, ErrMalformed
 	}
-	var jc jwtClaims
-	_, err := v.parser.ParseWithClaims(token, &jc, v.keyFunc)
-	if err != nil {
-		return nil, classify(err)
+	var sum [sha256.Size]byte
+	var c *Claims
+	if v.cache != nil {
+		sum = sha256.Sum256([]byte(token))
+		c = v.cache.get(sum)
 	}
-	c := jc.toClaims()
-	if c.Subject == "" || c.ClientID == "" || c.ExpiresAt.IsZero() {
-		return nil, fmt.Errorf("%w: sub, cid and exp are required", ErrMalformed)
+	if c == nil {
+		var jc jwtClaims
+		_, err := v.parser.ParseWithClaims(token, &jc, v.keyFunc)
+		if err != nil {
+			return nil, classify(err)
+		}
+		c = jc.toClaims()
+		if c.Subject == "" || c.ClientID == "" || c.ExpiresAt.IsZero() {
+			return nil, fmt.Errorf("%w: sub, cid and exp are required", ErrMalformed)
+		}
+		if v.cache != nil {
+			v.cache.put(sum, c, now, v.leeway)
+		}
 	}
+	cp := *c // callers get their own struct
+	c = &cp
 	if !now.Before(c.ExpiresAt.Add(v.leeway)) {
 		return nil, ErrTokenExpired
 	}
@@ -112,4 +140,40 @@ func classify(err error) error {
 	default:
 		return fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
+}
+
+// claimsCache maps token hashes to verified claims. It is bounded: when full,
+// expired entries are dropped, then an arbitrary one.
+type claimsCache struct {
+	max int
+	mu  sync.Mutex
+	m   map[[sha256.Size]byte]*Claims
+}
+
+func (cc *claimsCache) get(k [sha256.Size]byte) *Claims {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	return cc.m[k]
+}
+
+func (cc *claimsCache) put(k [sha256.Size]byte, c *Claims, now time.Time, leeway time.Duration) {
+	if !now.Before(c.ExpiresAt.Add(leeway)) {
+		return // never cache what is already dead
+	}
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if len(cc.m) >= cc.max {
+		for key, old := range cc.m {
+			if !now.Before(old.ExpiresAt.Add(leeway)) {
+				delete(cc.m, key)
+			}
+		}
+		for key := range cc.m {
+			if len(cc.m) < cc.max {
+				break
+			}
+			delete(cc.m, key)
+		}
+	}
+	cc.m[k] = c
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -205,12 +206,60 @@ func BenchmarkVerify(b *testing.B) {
 			tok := mustSign(b, ks, testClaims())
 			v := NewVerifier(ks.Public(), VerifierOptions{})
 			b.ReportAllocs()
+			cpu := processCPU()
 			for b.Loop() {
 				if _, err := v.Verify(tok, t0); err != nil {
 					b.Fatal(err)
 				}
 			}
+			reportCPU(b, cpu)
 		})
+	}
+}
+
+func TestVerifyCache(t *testing.T) {
+	t.Parallel()
+	ks := mustKeySet(t, "k1", mustKey(t, "k1"))
+	v := NewVerifier(ks.Public(), VerifierOptions{CacheSize: 2, Leeway: -1})
+	tok := mustSign(t, ks, testClaims())
+	for range 3 {
+		c, err := v.Verify(tok, t0)
+		if err != nil || c.Subject != "alice" {
+			t.Fatalf("cached verify: %v %v", c, err)
+		}
+		c.Subject = "mallory" // must not poison the cache
+	}
+	if _, err := v.Verify(tok, t0.Add(time.Hour)); !errors.Is(err, ErrTokenExpired) {
+		t.Fatalf("cached token past exp: %v", err)
+	}
+	if _, err := v.Verify(tok, t0.Add(-time.Minute)); !errors.Is(err, ErrTokenNotYetValid) {
+		t.Fatalf("cached token before nbf: %v", err)
+	}
+	parts := strings.Split(tok, ".")
+	if _, err := v.Verify(parts[0]+"."+parts[1]+".AAAA", t0); !errors.Is(err, ErrBadSignature) {
+		t.Fatalf("bad signature with a cached payload: %v", err)
+	}
+	for i := range 5 {
+		c := testClaims()
+		c.ID = fmt.Sprint("jti-", i)
+		if _, err := v.Verify(mustSign(t, ks, c), t0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(v.cache.m); n > 2 {
+		t.Fatalf("cache grew to %d", n)
+	}
+}
+
+func BenchmarkVerifyCached(b *testing.B) {
+	ks := mustKeySet(b, "k1", mustKey(b, "k1"))
+	tok := mustSign(b, ks, testClaims())
+	v := NewVerifier(ks.Public(), VerifierOptions{CacheSize: 1024})
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := v.Verify(tok, t0); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
 

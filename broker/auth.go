@@ -25,7 +25,16 @@ func (b *Broker) authHooks() ([]hookEntry, error) {
 				return nil, fmt.Errorf("auth: %w", err)
 			}
 		}
-		h, err := hooks.NewTokenAuth(hooks.TokenAuthOptions{Verifier: v, Logger: logger, OnDenied: b.denied})
+		// With a users file as well, the token hook checks passwords that are
+		// not tokens against it: one hook, since mochi ORs auth answers.
+		var users *auth.Users
+		if b.cfg.Auth.UsersFile != "" {
+			var err error
+			if users, err = b.cfg.Auth.LoadUsers(yaml.Unmarshal); err != nil {
+				return nil, fmt.Errorf("auth: %w", err)
+			}
+		}
+		h, err := hooks.NewTokenAuth(hooks.TokenAuthOptions{Verifier: v, Users: users, Logger: logger, OnDenied: b.denied})
 		if err != nil {
 			return nil, fmt.Errorf("auth: %w", err)
 		}

@@ -234,9 +234,6 @@ func (c Config) Validate() error {
 	if err := c.Auth.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("auth: %w", err))
 	}
-	if c.Auth.TokenAuthEnabled() && c.Auth.UsersFile != "" {
-		bad("auth: configure token keys or a users file, not both (each refuses what it cannot verify)")
-	}
 	if c.TokenAPI.Addr != "" {
 		if _, _, err := net.SplitHostPort(c.TokenAPI.Addr); err != nil {
 			bad("token_api.addr %q is not host:port: %v", c.TokenAPI.Addr, err)

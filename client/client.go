@@ -33,10 +33,10 @@ type Client struct {
 
 	connected atomic.Bool
 
-	// lifeMu guards the running instance.
-	lifeMu  sync.Mutex
-	run     *instance
-	stopped chan struct{} // closed when not running
+	// lifeMu serialises Start and Stop; run is the running instance (read
+	// without the lock on the publish path).
+	lifeMu sync.Mutex
+	run    atomic.Pointer[instance]
 
 	stateMu  sync.Mutex
 	state    connState
@@ -67,9 +67,13 @@ type connState struct {
 	creds        *ConnectCredentials
 	attemptStart time.Time
 	attempt      int
-	connectedAt  time.Time
-	everUp       bool
-	lostReason   error
+	// planned is the backoff drawn for attempt plannedFor when the previous
+	// attempt failed, so the failure event can announce it.
+	planned     time.Duration
+	plannedFor  int
+	connectedAt time.Time
+	everUp      bool
+	lostReason  error
 }
 
 // NewClient validates the options and returns a client; call Start to connect.
@@ -84,20 +88,21 @@ func NewClient(opts ...Option) (*Client, error) {
 		return nil, err
 	}
 	c := &Client{
-		opts:    o,
-		log:     o.logger.With("component", "client"),
-		events:  newEventHub(),
-		subs:    newSubStore(),
-		connCh:  make(chan struct{}),
-		stopped: make(chan struct{}),
+		opts:   o,
+		log:    o.logger.With("component", "client"),
+		events: newEventHub(),
+		subs:   newSubStore(),
+		connCh: make(chan struct{}),
 	}
-	close(c.stopped)
 	c.state.clientID = o.clientID
 	c.state.username = o.username
 	c.state.keepAlive = o.keepAlive
 	c.chains.Store(c.mw.build(c))
 	return c, nil
 }
+
+// Info returns the current connection information (what events carry).
+func (c *Client) Info() ConnectionInfo { return c.connInfo() }
 
 func (c *Client) connInfo() ConnectionInfo {
 	c.stateMu.Lock()
@@ -143,7 +148,7 @@ func (c *Client) openSession() (*state.State, *offlineQueue, error) {
 // returned and the client stops.
 func (c *Client) Start() error {
 	c.lifeMu.Lock()
-	if c.run != nil {
+	if c.run.Load() != nil {
 		c.lifeMu.Unlock()
 		return ErrAlreadyStarted
 	}
@@ -167,14 +172,19 @@ func (c *Client) Start() error {
 		return fmt.Errorf("client: start: %w", err)
 	}
 	in.cm.Store(cm)
-	c.run = in
-	c.stopped = make(chan struct{})
+	c.run.Store(in)
 	c.lifeMu.Unlock()
 
 	timer := time.NewTimer(c.opts.connectTimeout + c.opts.credTimeout)
 	defer timer.Stop()
 	select {
 	case err = <-in.first:
+	case <-in.ctx.Done():
+		select {
+		case err = <-in.first: // the failed attempt cancelled the run
+		default:
+			return ErrNotStarted // Stop was called meanwhile
+		}
 	case <-timer.C:
 		err = fmt.Errorf("%w: first connect attempt timed out", ErrNotConnected)
 	}
@@ -237,10 +247,14 @@ func (c *Client) pahoConfig(in *instance) autopaho.ClientConfig {
 
 func (c *Client) reconnectDelay(attempt int) time.Duration {
 	c.stateMu.Lock()
+	defer c.stateMu.Unlock()
 	c.state.attempt = attempt + 1
-	c.stateMu.Unlock()
 	if attempt <= 0 {
 		return 0
+	}
+	if c.state.plannedFor == attempt {
+		c.state.plannedFor = 0
+		return c.state.planned
 	}
 	return c.opts.backoff(attempt)
 }
@@ -391,9 +405,15 @@ func (c *Client) onConnectError(in *instance, err error) {
 	c.stateMu.Lock()
 	took := time.Since(c.state.attemptStart)
 	attempt := c.state.attempt
+	var next time.Duration
+	if c.opts.autoReconnect {
+		// autopaho asks for attempt's backoff next; draw it now to announce it.
+		next = c.opts.backoff(attempt)
+		c.state.planned, c.state.plannedFor = next, attempt
+	}
 	c.stateMu.Unlock()
-	c.log.Warn("connect failed", "attempt", attempt, "err", err)
-	c.emit(Event{Type: EventConnectFailure, Err: err, Duration: took, Attempt: attempt})
+	c.log.Warn("connect failed", "attempt", attempt, "retry_in", next, "err", err)
+	c.emit(Event{Type: EventConnectFailure, Err: err, Duration: took, Attempt: attempt, NextRetry: next})
 	in.once.Do(func() { in.first <- err })
 	if !c.opts.autoReconnect {
 		in.cancel()
@@ -403,11 +423,12 @@ func (c *Client) onConnectError(in *instance, err error) {
 // Stop disconnects (sending DISCONNECT if connected) and stops the client,
 // waiting up to the graceful shutdown period. Buffered and in-flight QoS 1/2
 // messages stay in the session store for the next Start. Stop is idempotent.
+//
+// Stop must not be called from a message handler or an On* callback.
 func (c *Client) Stop() {
 	c.lifeMu.Lock()
-	in := c.run
-	c.run = nil
-	c.lifeMu.Unlock()
+	defer c.lifeMu.Unlock()
+	in := c.run.Swap(nil)
 	if in == nil {
 		return
 	}
@@ -425,7 +446,6 @@ func (c *Client) Stop() {
 	c.state.conn = nil
 	c.stateMu.Unlock()
 	c.emit(Event{Type: EventDisconnect})
-	close(c.stopped)
 }
 
 // Run starts the client, blocks until ctx ends, then stops it.
@@ -494,11 +514,7 @@ func (c *Client) DisconnectAndClearState() error {
 	return errors.Join(errs...)
 }
 
-func (c *Client) current() *instance {
-	c.lifeMu.Lock()
-	defer c.lifeMu.Unlock()
-	return c.run
-}
+func (c *Client) current() *instance { return c.run.Load() }
 
 func (c *Client) followResolver(in *instance) {
 	defer in.wg.Done()

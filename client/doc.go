@@ -29,4 +29,8 @@
 // UseReceiverMiddleware before they reach handlers and streams. A Client is
 // safe for concurrent use. Handlers run one at a time on the receive
 // goroutine and must not block for long.
+//
+// Subpackage otelcourier adds OpenTelemetry tracing and metrics as
+// middleware; examples/getting-started is courier-go's getting-started
+// program running on this package.
 package client

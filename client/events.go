@@ -91,9 +91,12 @@ type Event struct {
 	Err      error         // reason of a failure
 	Topic    string        // topic or filter(s) of message and subscription events
 	QoS      QOSLevel
-	Size     int  // payload size
-	Attempt  int  // connect attempt number since the last connection
-	Queued   bool // MessageSend: the message went to the offline buffer
+	Size     int // payload size
+	Attempt  int // connect attempt number since the last connection
+	// NextRetry is the wait before the next connect attempt (ConnectFailure,
+	// and ConnectionLost where the first retry is immediate, so 0).
+	NextRetry time.Duration
+	Queued    bool // MessageSend: the message went to the offline buffer
 }
 
 // EventStream delivers events to one reader. A slow reader never blocks the

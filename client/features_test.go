@@ -385,3 +385,52 @@ func TestHandlerCanReplyThroughPubSub(t *testing.T) {
 		t.Fatalf("reply %q corr %q", m.Payload(), m.Properties.CorrelationData)
 	}
 }
+
+func TestConnectFailureAnnouncesNextRetry(t *testing.T) {
+	dh, dp := deadAddr(t)
+	c, err := client.NewClient(client.WithAddress(dh, dp),
+		client.WithBackoff(func(n int) time.Duration { return time.Duration(n) * 10 * time.Millisecond }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Stop)
+	ev := c.Events(64)
+	defer ev.Close()
+	if err := c.Start(); err != nil {
+		t.Fatalf("Start with auto-reconnect: %v", err)
+	}
+	for want := 1; want <= 3; want++ {
+		e := waitEvent(t, ev, client.EventConnectFailure, nil)
+		if e.Attempt != want || e.NextRetry != time.Duration(want)*10*time.Millisecond || e.Err == nil {
+			t.Fatalf("failure event %+v, want attempt %d retry in %dms", e, want, want*10)
+		}
+	}
+}
+
+// mochi answers 0x91 when a client packet id equals one of its own in-flight
+// ids towards the client; the client resends with the next id.
+func TestPacketIDCollisionWithBrokerInFlightIsRetried(t *testing.T) {
+	srv := brokertest.Start(t, brokertest.WithoutStore())
+	sub := startClient(t, srv, client.WithClientID("collide"), client.WithManualAck())
+	col := newCollector()
+	if err := sub.Subscribe(ctxT(t), "pid/t", col.handle, client.QOSOne); err != nil {
+		t.Fatal(err)
+	}
+	pub := startClient(t, srv, client.WithClientID("collide-pub"))
+	// Deliveries left unacknowledged keep broker ids 1-3 in flight.
+	for _, p := range []string{"a", "b", "c"} {
+		if err := pub.Publish(ctxT(t), "pid/t", p, client.QOSOne); err != nil {
+			t.Fatal(err)
+		}
+		recv(t, col.ch)
+	}
+	if err := sub.Unsubscribe(ctxT(t), "pid/t"); err != nil {
+		t.Fatalf("Unsubscribe while the broker holds in-flight ids: %v", err)
+	}
+	if err := sub.Subscribe(ctxT(t), "pid/u", col.handle, client.QOSOne); err != nil {
+		t.Fatalf("Subscribe while the broker holds in-flight ids: %v", err)
+	}
+	if err := sub.Publish(ctxT(t), "pid/v", "x", client.QOSOne); err != nil {
+		t.Fatalf("Publish while the broker holds in-flight ids: %v", err)
+	}
+}

@@ -39,8 +39,12 @@ type callOptions struct {
 func newCallOptions(opts []CallOption) callOptions {
 	var o callOptions
 	for _, op := range opts {
-		if op != nil {
-			op.apply(&o)
+		switch v := op.(type) {
+		case QOSLevel: // the common case, without an interface call
+			o.qos = v
+		case nil:
+		default:
+			v.apply(&o)
 		}
 	}
 	return o

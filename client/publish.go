@@ -8,6 +8,7 @@ import (
 
 	"github.com/eclipse/paho.golang/autopaho"
 	"github.com/eclipse/paho.golang/paho"
+	"github.com/eclipse/paho.golang/paho/session"
 )
 
 // Publish encodes message with the client's encoder and publishes it. QoS 0
@@ -17,8 +18,8 @@ import (
 //
 // While disconnected, QoS 1/2 messages go to the offline buffer and Publish
 // returns nil (the message is sent after the next connect); QoS 0 returns
-// ErrNotConnected. An error wrapping ErrInFlight means the message is in the
-// session and will be resent: do not publish it again.
+// ErrNotConnected. An error wrapping ErrInFlight means the message was handed
+// to the session and will be resent after a reconnect: do not publish it again.
 func (c *Client) Publish(ctx context.Context, topic string, message any, opts ...CallOption) error {
 	return c.chains.Load().pub.Publish(ctx, topic, message, opts...)
 }
@@ -41,12 +42,16 @@ func (c *Client) publish(ctx context.Context, topic string, message any, opts ..
 		props := o.props
 		pub.Properties = &props
 	}
-	if _, ok := ctx.Deadline(); !ok {
+	// QoS 0 is written at once and never waits, so it needs no deadline.
+	if _, ok := ctx.Deadline(); !ok && o.qos > QOSZero {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.opts.writeTimeout)
 		defer cancel()
 	}
-	start := time.Now()
+	var start time.Time
+	if c.events.active() {
+		start = time.Now()
+	}
 	if !c.connected.Load() {
 		return c.publishOffline(ctx, in, pub)
 	}
@@ -56,24 +61,32 @@ func (c *Client) publish(ctx context.Context, topic string, message any, opts ..
 		stop = c.watch("publish", topic)
 	}
 	resp, err := in.manager().Publish(ctx, pub)
+	for try := 0; try < idInUseRetries && resp != nil && resp.ReasonCode == codePacketIDInUse; try++ {
+		// Refused without being accepted (see codePacketIDInUse): safe to resend.
+		resp, err = in.manager().Publish(ctx, pub)
+	}
 	if stop != nil {
 		stop()
 	}
-	if errors.Is(err, autopaho.ConnectionDownError) {
+	if errors.Is(err, autopaho.ConnectionDownError) || errors.Is(err, session.ErrNoConnection) {
+		// The connection went down before the message reached the session.
 		return c.publishOffline(ctx, in, pub)
 	}
-	if resp != nil && resp.ReasonCode >= 0x80 {
+	switch {
+	case resp != nil && resp.ReasonCode >= 0x80:
 		err = &ReasonCodeError{Op: "publish", Topic: topic, Code: resp.ReasonCode, Reason: reasonString(resp)}
-	} else if err != nil && o.qos > QOSZero {
+	case err != nil && errors.Is(err, paho.ErrInvalidArguments):
+		err = fmt.Errorf("%w: publish %s: %w", ErrInvalidOption, topic, err)
+	case err != nil && o.qos > QOSZero:
 		err = fmt.Errorf("%w: publish %s: %w", ErrInFlight, topic, err)
-	} else if err != nil {
+	case err != nil:
 		err = fmt.Errorf("client: publish %s: %w", topic, err)
 	}
 	if err != nil {
-		c.emit(Event{Type: EventMessageSendFailure, Topic: topic, QoS: o.qos, Size: len(payload), Err: err, Duration: time.Since(start)})
+		c.emit(Event{Type: EventMessageSendFailure, Topic: topic, QoS: o.qos, Size: len(payload), Err: err, Duration: sinceNonZero(start)})
 		return err
 	}
-	c.emit(Event{Type: EventMessageSendSuccess, Topic: topic, QoS: o.qos, Size: len(payload), Duration: time.Since(start)})
+	c.emit(Event{Type: EventMessageSendSuccess, Topic: topic, QoS: o.qos, Size: len(payload), Duration: sinceNonZero(start)})
 	return nil
 }
 
@@ -103,4 +116,13 @@ func reasonString(r *paho.PublishResponse) string {
 func propsEmpty(p *paho.PublishProperties) bool {
 	return p.ContentType == "" && p.ResponseTopic == "" && p.CorrelationData == nil &&
 		p.MessageExpiry == nil && len(p.User) == 0 && p.PayloadFormat == nil
+}
+
+// sinceNonZero is time.Since, or 0 when start was not taken (no event stream
+// was open when the operation began).
+func sinceNonZero(start time.Time) time.Duration {
+	if start.IsZero() {
+		return 0
+	}
+	return time.Since(start)
 }

@@ -4,9 +4,11 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
+	"github.com/courier-mqtt/courier/broker"
 	"github.com/courier-mqtt/courier/broker/brokertest"
 	"github.com/courier-mqtt/courier/client"
 )
@@ -146,66 +148,90 @@ func TestWatchdogDetectsBlackHoledBroker(t *testing.T) {
 }
 
 func TestPersistentSessionDeliversToHandlerRegisteredBeforeStart(t *testing.T) {
-	srv := brokertest.Start(t, brokertest.WithoutStore())
-	first := startClient(t, srv, client.WithClientID("device-1"), client.WithSessionExpiry(time.Minute))
-	if err := first.Subscribe(ctxT(t), "cmd/device-1", nil, client.QOSOne); err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name    string
+		restart bool // restart the broker (with its durable store) while the device is away
+	}{
+		{"broker keeps running", false},
+		{"broker restarts from its store", true},
 	}
-	first.Stop()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			opts := []brokertest.Option{brokertest.WithoutStore()}
+			if tt.restart {
+				opts = nil // brokertest's default store in t.TempDir()
+			}
+			srv := brokertest.Start(t, opts...)
+			first := startClient(t, srv, client.WithClientID("device-1"), client.WithSessionExpiry(time.Minute))
+			if err := first.Subscribe(ctxT(t), "cmd/device-1", nil, client.QOSOne); err != nil {
+				t.Fatal(err)
+			}
+			first.Stop()
 
-	pub := startClient(t, srv, client.WithClientID("backend"))
-	for _, p := range []string{"one", "two"} {
-		if err := pub.Publish(ctxT(t), "cmd/device-1", p, client.QOSOne); err != nil {
-			t.Fatal(err)
-		}
-	}
+			pub := startClient(t, srv, client.WithClientID("backend"))
+			for _, p := range []string{"one", "two"} {
+				if err := pub.Publish(ctxT(t), "cmd/device-1", p, client.QOSOne); err != nil {
+					t.Fatal(err)
+				}
+			}
+			pub.Stop()
+			if tt.restart {
+				srv.Restart(t)
+			}
 
-	second := newClient(t, srv.TCPAddr, client.WithClientID("device-1"), client.WithSessionExpiry(time.Minute))
-	col := newCollector()
-	if err := second.Subscribe(ctxT(t), "cmd/device-1", col.handle, client.QOSOne); err != nil {
-		t.Fatal(err) // stored only: not started yet
-	}
-	all := second.Messages(8)
-	defer all.Close()
-	if err := second.Start(); err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]bool{}
-	for range 2 {
-		got[string(recv(t, col.ch).Payload())] = true
-		recv(t, all.C)
-	}
-	if !got["one"] || !got["two"] {
-		t.Fatalf("handler got %v", got)
+			second := newClient(t, srv.TCPAddr, client.WithClientID("device-1"), client.WithSessionExpiry(time.Minute))
+			col := newCollector()
+			if err := second.Subscribe(ctxT(t), "cmd/device-1", col.handle, client.QOSOne); err != nil {
+				t.Fatal(err) // stored only: not started yet
+			}
+			all := second.Messages(8)
+			defer all.Close()
+			if err := second.Start(); err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]bool{}
+			for range 2 {
+				got[string(recv(t, col.ch).Payload())] = true
+				recv(t, all.C)
+			}
+			if !got["one"] || !got["two"] {
+				t.Fatalf("handler got %v", got)
+			}
+		})
 	}
 }
 
-func TestCleanSessionGetsNothingQueued(t *testing.T) {
+func TestCleanSessionStartsFresh(t *testing.T) {
 	srv := brokertest.Start(t, brokertest.WithoutStore())
-	first := startClient(t, srv, client.WithClientID("clean-1"), client.WithCleanSession(true))
-	if err := first.Subscribe(ctxT(t), "clean/1", nil, client.QOSOne); err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name        string
+		clean       bool
+		wantPresent bool
+	}{
+		{"persistent session resumes", false, true},
+		{"clean session starts fresh", true, false},
 	}
-	first.Stop()
-	pub := startClient(t, srv, client.WithClientID("pub"))
-	if err := pub.Publish(ctxT(t), "clean/1", "lost", client.QOSOne); err != nil {
-		t.Fatal(err)
-	}
-	second := newClient(t, srv.TCPAddr, client.WithClientID("clean-1"), client.WithCleanSession(true))
-	col := newCollector()
-	_ = second.Subscribe(ctxT(t), "clean/1", col.handle, client.QOSOne)
-	ev := second.Events(64)
-	defer ev.Close()
-	if err := second.Start(); err != nil {
-		t.Fatal(err)
-	}
-	// After the resubscribe completes, a fresh message is the first to arrive.
-	waitEvent(t, ev, client.EventSubscribeSuccess, nil)
-	if err := pub.Publish(ctxT(t), "clean/1", "fresh", client.QOSOne); err != nil {
-		t.Fatal(err)
-	}
-	if m := recv(t, col.ch); string(m.Payload()) != "fresh" {
-		t.Fatalf("clean session received %q queued from the old session", m.Payload())
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			id := "session-" + strconv.FormatBool(tt.clean)
+			// The first connection always leaves a persistent session behind.
+			first := startClient(t, srv, client.WithClientID(id), client.WithSessionExpiry(time.Minute))
+			if err := first.Subscribe(ctxT(t), "s/"+id, nil, client.QOSOne); err != nil {
+				t.Fatal(err)
+			}
+			first.Stop()
+			obs := srv.Broker.Observe(8, broker.EventClientConnected)
+			defer obs.Close()
+			startClient(t, srv, client.WithClientID(id), client.WithCleanSession(tt.clean))
+			select {
+			case e := <-obs.C:
+				if e.ClientID != id || e.SessionPresent != tt.wantPresent {
+					t.Fatalf("broker saw %s session present %v, want %v", e.ClientID, e.SessionPresent, tt.wantPresent)
+				}
+			case <-time.After(waitFor):
+				t.Fatal("no connect seen by the broker")
+			}
+		})
 	}
 }
 

@@ -177,10 +177,17 @@ func (c *Client) sendSubscribe(ctx context.Context, in *instance, subs []*subscr
 	topic := strings.Join(filters, ",")
 	c.emit(Event{Type: EventSubscribeAttempt, Topic: topic})
 	start := time.Now()
-	stop := c.watch("subscribe", topic)
-	ack, err := in.manager().Subscribe(ctx, req)
-	stop()
-	if err != nil {
+	var ack *paho.Suback
+	var err error
+	for try := 0; ; try++ {
+		stop := c.watch("subscribe", topic)
+		ack, err = in.manager().Subscribe(ctx, req)
+		stop()
+		if try >= idInUseRetries || ack == nil || !allCodes(ack.Reasons, codePacketIDInUse) {
+			break
+		}
+	}
+	if ack == nil {
 		c.emit(Event{Type: EventSubscribeFailure, Topic: topic, Err: err, Duration: time.Since(start)})
 		return fmt.Errorf("client: subscribe %s: %w", topic, err)
 	}
@@ -239,13 +246,20 @@ func (c *Client) unsubscribe(ctx context.Context, topics ...string) error {
 	topic := strings.Join(topics, ",")
 	c.emit(Event{Type: EventUnsubscribeAttempt, Topic: topic})
 	start := time.Now()
-	stop := c.watch("unsubscribe", topic)
-	ack, err := in.manager().Unsubscribe(ctx, &paho.Unsubscribe{Topics: topics})
-	stop()
+	var ack *paho.Unsuback
+	var err error
+	for try := 0; ; try++ {
+		stop := c.watch("unsubscribe", topic)
+		ack, err = in.manager().Unsubscribe(ctx, &paho.Unsubscribe{Topics: topics})
+		stop()
+		if try >= idInUseRetries || ack == nil || !allCodes(ack.Reasons, codePacketIDInUse) {
+			break
+		}
+	}
 	if errors.Is(err, autopaho.ConnectionDownError) {
 		return nil // the broker session still has them; a clean session will not
 	}
-	if err != nil {
+	if ack == nil {
 		c.emit(Event{Type: EventUnsubscribeFailure, Topic: topic, Err: err, Duration: time.Since(start)})
 		return fmt.Errorf("client: unsubscribe %s: %w", topic, err)
 	}
@@ -269,8 +283,17 @@ func (c *Client) unsubscribe(ctx context.Context, topics ...string) error {
 func (c *Client) onPublishReceived(in *instance, pr paho.PublishReceived) (bool, error) {
 	msg := messageFromPublish(in.ctx, pr.Packet, c.opts.decoder)
 	if c.opts.manualAck && pr.Packet.QoS > 0 {
-		cli, pkt := pr.Client, pr.Packet
-		msg.ack = func() error { return cli.Ack(pkt) }
+		cli, pkt, sess := pr.Client, pr.Packet, in.session
+		msg.ack = func() error {
+			err := cli.Ack(pkt)
+			if errors.Is(err, paho.ErrPacketNotFound) {
+				// paho resets its ack tracker after starting the receive loop,
+				// so a message redelivered right after CONNACK can be missing
+				// from it; acknowledge it through the session directly.
+				return sess.Ack(pkt.Packet())
+			}
+			return err
+		}
 	}
 	c.emit(Event{Type: EventMessageReceive, Topic: msg.Topic, QoS: msg.QoS, Size: len(msg.payload)})
 	c.chains.Load().recv(in.ctx, c, msg)
@@ -301,4 +324,26 @@ func (c *Client) callHandler(ctx context.Context, ps PubSub, h MessageHandler, m
 		}
 	}()
 	h(ctx, ps, msg)
+}
+
+// codePacketIDInUse is reason code 0x91. mochi answers it when a client's
+// packet identifier equals one of the broker's own in-flight identifiers
+// towards that client, although the two directions are separate
+// namespaces [MQTT-2.2.1-4]. Nothing was done, so the request is sent again
+// (with the next identifier) up to idInUseRetries times.
+const (
+	codePacketIDInUse = 0x91
+	idInUseRetries    = 3
+)
+
+func allCodes(codes []byte, code byte) bool {
+	if len(codes) == 0 {
+		return false
+	}
+	for _, c := range codes {
+		if c != code {
+			return false
+		}
+	}
+	return true
 }

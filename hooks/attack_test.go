@@ -2,6 +2,7 @@ package hooks_test
 
 import (
 	"encoding/base64"
+	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -38,15 +39,16 @@ func TestConnectRefused(t *testing.T) {
 		name           string
 		cid, user, tok string
 		v5, v3         byte
+		cause          error
 	}{
-		{"forged signature", "c-forged", "alice", mintWith(t, forger, "alice", "c-forged", g), 0x86, 4},
-		{"unknown key id", "c-unknown", "alice", mintWith(t, unknown, "alice", "c-unknown", g), 0x86, 4},
-		{"expired", "c-expired", "alice", f.mint(t, "alice", "c-expired", g, expired), 0x86, 4},
-		{"not yet valid", "c-notyet", "alice", f.mint(t, "alice", "c-notyet", g, notYet), 0x86, 4},
-		{"alg none", "c-none", "alice", none, 0x86, 4},
-		{"no password", "c-nopass", "alice", "", 0x86, 4},
-		{"username is not the subject", "c-user", "mallory", f.mint(t, "alice", "c-user", g), 0x86, 4},
-		{"token for client id A used as B", "B", "alice", f.mint(t, "alice", "A", g), 0x87, 5},
+		{"forged signature", "c-forged", "alice", mintWith(t, forger, "alice", "c-forged", g), 0x86, 4, auth.ErrBadSignature},
+		{"unknown key id", "c-unknown", "alice", mintWith(t, unknown, "alice", "c-unknown", g), 0x86, 4, auth.ErrUnknownKey},
+		{"expired", "c-expired", "alice", f.mint(t, "alice", "c-expired", g, expired), 0x86, 4, auth.ErrTokenExpired},
+		{"not yet valid", "c-notyet", "alice", f.mint(t, "alice", "c-notyet", g, notYet), 0x86, 4, auth.ErrTokenNotYetValid},
+		{"alg none", "c-none", "alice", none, 0x86, 4, auth.ErrAlgorithm},
+		{"no password", "c-nopass", "alice", "", 0x86, 4, auth.ErrMalformed},
+		{"username is not the subject", "c-user", "mallory", f.mint(t, "alice", "c-user", g), 0x86, 4, hooks.ErrUsernameMismatch},
+		{"token for client id A used as B", "B", "alice", f.mint(t, "alice", "A", g), 0x87, 5, hooks.ErrClientIDMismatch},
 	}
 	for _, tt := range tests {
 		for _, ver := range []byte{5, 4} {
@@ -65,8 +67,8 @@ func TestConnectRefused(t *testing.T) {
 				}
 				rc.expectClosed()
 				d, ok := f.lastDenial(hooks.OpConnect, tt.cid)
-				if !ok || d.Reason != tt.v5 {
-					t.Fatalf("denial %+v (found %v), want reason 0x%02x", d, ok, tt.v5)
+				if !ok || d.Reason != tt.v5 || !errors.Is(d.Err, tt.cause) {
+					t.Fatalf("denial %+v (found %v), want reason 0x%02x cause %v", d, ok, tt.v5, tt.cause)
 				}
 			})
 		}
@@ -179,5 +181,36 @@ func TestRetainedForbiddenTopic(t *testing.T) {
 	sub.ping()
 	if len(sub.pending) != 0 {
 		t.Fatalf("extra delivery %q", sub.pending[0].TopicName)
+	}
+}
+
+// TestWillOutsideGrantRefused: mochi publishes and retains a Will without an
+// ACL check, so a Will topic outside the publish grants is refused at
+// CONNECT; a permitted Will is still delivered when the client drops.
+func TestWillOutsideGrantRefused(t *testing.T) {
+	t.Parallel()
+	f := newTokenFixture(t, time.Second)
+	watcher := f.connectV5(t, "watcher", "watcher", auth.Grants{Sub: []string{"#"}})
+	watcher.subscribe("#")
+	g := auth.Grants{Pub: []string{"devices/%c/status"}}
+	for _, tc := range []struct{ ver, want byte }{{5, 0x87}, {4, 5}} {
+		cid := "w-v" + string('0'+tc.ver)
+		rc := dialRaw(t, f.srv.TCPAddr, tc.ver)
+		ack := rc.connect(connectOpts{clientID: cid, password: f.mint(t, "alice", cid, g), clean: true, will: "alerts/global"})
+		if ack.ReasonCode != tc.want {
+			t.Fatalf("v%d: CONNACK 0x%02x, want 0x%02x", tc.ver, ack.ReasonCode, tc.want)
+		}
+		rc.expectClosed()
+		if d, ok := f.lastDenial(hooks.OpConnect, cid); !ok || !errors.Is(d.Err, hooks.ErrWillNotAllowed) {
+			t.Fatalf("denial %+v", d)
+		}
+	}
+	ok := dialRaw(t, f.srv.TCPAddr, 5)
+	if ack := ok.connect(connectOpts{clientID: "w-ok", password: f.mint(t, "alice", "w-ok", g), clean: true, will: "devices/w-ok/status"}); ack.ReasonCode != 0 {
+		t.Fatalf("permitted will: CONNACK 0x%02x", ack.ReasonCode)
+	}
+	ok.c.Close() // drop without DISCONNECT: the Will goes out
+	if got := watcher.collectN(1); got[0] != "devices/w-ok/status" {
+		t.Fatalf("watcher got %v, want only the permitted Will", got)
 	}
 }

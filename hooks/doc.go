@@ -7,6 +7,10 @@
 //   - UsersAuth: CONNECT with username and bcrypt password from a users file,
 //     ACL from the user's grants.
 //
+// TokenAuth can also take the users file as a fallback for passwords that
+// are not JWTs, so one hook serves apps with tokens and devices with
+// passwords. An IdentityStore keeps client id bindings across restarts.
+//
 // Both send the precise CONNACK reason (MQTT 5 0x86 bad credentials, 0x87 not
 // authorized; MQTT 3.1.1 return codes 4 and 5) instead of mochi's blanket
 // 0x86, refuse a session takeover by another identity, check SUBSCRIBE by
@@ -18,7 +22,11 @@
 //
 //	v, _ := authCfg.NewVerifier()
 //	h, _ := hooks.NewTokenAuth(hooks.TokenAuthOptions{Verifier: v, Logger: l, OnDenied: record})
-//	_ = server.AddHook(h, nil) // or broker.WithHook(h, nil)
+//	b, _ := broker.New(cfg, broker.WithAuthHook(h, nil))
+//
+// Re-authentication (MQTT 5): send AUTH with reason 0x19, Authentication
+// Method "courier-token" (AuthMethod) and a fresh token as Authentication
+// Data; the broker answers AUTH 0x00, or DISCONNECT 0x87 / 0x8C.
 //
 // mochi ORs the answers of auth hooks: never register an allow-all hook
 // beside these.

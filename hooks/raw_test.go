@@ -46,6 +46,7 @@ type connectOpts struct {
 	clean                        bool
 	sessionExpiry                uint32
 	will                         string // will topic, empty for none
+	authMethod, authData         string // MQTT 5 enhanced authentication
 }
 
 // connect sends CONNECT and returns the CONNACK.
@@ -69,6 +70,10 @@ func (rc *rawClient) connect(o connectOpts) packets.Packet {
 		pk.Connect.WillFlag = true
 		pk.Connect.WillTopic = o.will
 		pk.Connect.WillPayload = []byte("will")
+	}
+	if o.authMethod != "" {
+		pk.Properties.AuthenticationMethod = o.authMethod
+		pk.Properties.AuthenticationData = []byte(o.authData)
 	}
 	if rc.ver == 5 && o.sessionExpiry > 0 {
 		pk.Properties.SessionExpiryInterval = o.sessionExpiry

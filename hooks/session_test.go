@@ -169,7 +169,7 @@ func TestPublishDenied(t *testing.T) {
 func TestTokenExpiryDisconnects(t *testing.T) {
 	t.Parallel()
 	f := newTokenFixture(t, -1) // no leeway
-	short := func(c *auth.Claims) { c.ExpiresAt = time.Now().Add(2 * time.Second) }
+	short := func(c *auth.Claims) { c.ExpiresAt = time.Now().Add(3 * time.Second) }
 	for _, ver := range []byte{5, 4} {
 		t.Run("v"+string('0'+ver), func(t *testing.T) {
 			t.Parallel()
@@ -208,7 +208,7 @@ func (rc *rawClient) reauth(method, token string) packets.Packet {
 func TestReauthExtendsSession(t *testing.T) {
 	t.Parallel()
 	f := newTokenFixture(t, -1)
-	exp := time.Now().Add(2 * time.Second)
+	exp := time.Now().Add(3 * time.Second)
 	short := func(c *auth.Claims) { c.ExpiresAt = exp }
 	rc := dialRaw(t, f.srv.TCPAddr, 5)
 	if ack := rc.connect(connectOpts{clientID: "re", password: f.mint(t, "alice", "re", auth.Grants{Pub: []string{"old"}}, short), clean: true}); ack.ReasonCode != 0 {
@@ -249,5 +249,82 @@ func TestReauthRefused(t *testing.T) {
 			}
 			rc.expectClosed()
 		})
+	}
+}
+
+// TestTopicAliasPublish: mochi checks the ACL before resolving an inbound
+// topic alias; the hook resolves it first, so alias-only publishes within
+// the grants pass and an alias set on a refused publish stays refused.
+func TestTopicAliasPublish(t *testing.T) {
+	t.Parallel()
+	f := newTokenFixture(t, time.Second)
+	watcher := f.connectV5(t, "watcher", "watcher", auth.Grants{Sub: []string{"#"}})
+	watcher.subscribe("#")
+	rc := f.connectV5(t, "alice", "alias", auth.Grants{Pub: []string{"ok/#"}})
+	publish := func(topic string, alias uint16) byte {
+		t.Helper()
+		rc.pid++
+		rc.send(packets.Packet{
+			FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1},
+			TopicName:   topic, PacketID: rc.pid, Payload: []byte("x"),
+			Properties: packets.Properties{TopicAlias: alias, TopicAliasFlag: true},
+		})
+		for {
+			pk := rc.read()
+			if pk.FixedHeader.Type == packets.Puback && pk.PacketID == rc.pid {
+				return pk.ReasonCode
+			}
+		}
+	}
+	steps := []struct {
+		topic string
+		alias uint16
+		want  byte
+	}{
+		{"ok/a", 1, 0},     // sets alias 1
+		{"", 1, 0},         // alias only: ok/a
+		{"bad/b", 2, 0x87}, // refused, alias 2 never set
+		{"", 2, 0x87},      // alias only: nothing behind it
+		{"ok/done", 3, 0},
+	}
+	for i, s := range steps {
+		if got := publish(s.topic, s.alias); got != s.want {
+			t.Fatalf("step %d (%q alias %d): PUBACK 0x%02x, want 0x%02x", i, s.topic, s.alias, got, s.want)
+		}
+	}
+	if got := watcher.collectUntil("ok/done"); !slices.Equal(got, []string{"ok/a", "ok/a"}) {
+		t.Fatalf("watcher saw %v, want [ok/a ok/a]", got)
+	}
+}
+
+// TestEnhancedAuthConnect: a CONNECT may carry the token as Authentication
+// Data with method AuthMethod (then re-authentication is spec-conformant
+// [MQTT-4.12.1-1]); the CONNACK names the method [MQTT-4.12.0-5]. Another
+// method is refused with 0x8C.
+func TestEnhancedAuthConnect(t *testing.T) {
+	t.Parallel()
+	f := newTokenFixture(t, time.Second)
+	rc := dialRaw(t, f.srv.TCPAddr, 5)
+	ack := rc.connect(connectOpts{clientID: "ea", clean: true, authMethod: hooks.AuthMethod,
+		authData: f.mint(t, "alice", "ea", auth.Grants{Pub: []string{"x"}})})
+	if ack.ReasonCode != 0 || ack.Properties.AuthenticationMethod != hooks.AuthMethod {
+		t.Fatalf("CONNACK 0x%02x method %q", ack.ReasonCode, ack.Properties.AuthenticationMethod)
+	}
+	if resp := rc.reauth(hooks.AuthMethod, f.mint(t, "alice", "ea", auth.Grants{})); resp.FixedHeader.Type != packets.Auth || resp.ReasonCode != 0 {
+		t.Fatalf("re-auth: %s 0x%02x", packets.PacketNames[resp.FixedHeader.Type], resp.ReasonCode)
+	}
+
+	other := dialRaw(t, f.srv.TCPAddr, 5)
+	ack = other.connect(connectOpts{clientID: "eb", clean: true, authMethod: "SCRAM-SHA-256", authData: "x"})
+	if ack.ReasonCode != 0x8C {
+		t.Fatalf("unknown method: CONNACK 0x%02x, want 0x8C", ack.ReasonCode)
+	}
+	other.expectClosed()
+
+	// A plain password CONNACK carries no method.
+	plain := dialRaw(t, f.srv.TCPAddr, 5)
+	ack = plain.connect(connectOpts{clientID: "ec", clean: true, password: f.mint(t, "alice", "ec", auth.Grants{})})
+	if ack.ReasonCode != 0 || ack.Properties.AuthenticationMethod != "" {
+		t.Fatalf("plain CONNACK 0x%02x method %q", ack.ReasonCode, ack.Properties.AuthenticationMethod)
 	}
 }

@@ -1,6 +1,7 @@
 package hooks
 
 import (
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,10 +27,13 @@ type session struct {
 }
 
 // sessions maps client ids to sessions. Reads (one per ACL check, per
-// delivered message) are lock-free; writes take mu.
+// delivered message) are lock-free; writes take mu. An optional store keeps
+// the bindings across restarts.
 type sessions struct {
-	mu sync.Mutex
-	m  sync.Map // client id -> *session
+	mu    sync.Mutex
+	m     sync.Map // client id -> *session
+	store IdentityStore
+	log   *slog.Logger
 }
 
 func (ss *sessions) get(id string) *session {
@@ -40,6 +44,51 @@ func (ss *sessions) get(id string) *session {
 	return v.(*session)
 }
 
+// lookup is get, falling back to the store for a client id with no binding
+// in memory (a session restored after a restart). cl becomes the session's
+// connection, so the owner's next CONNECT replaces it as usual.
+func (ss *sessions) lookup(cl *mqtt.Client) *session {
+	if s := ss.get(cl.ID); s != nil || ss.store == nil {
+		return s
+	}
+	rec, ok, err := ss.store.LoadIdentity(cl.ID)
+	if err != nil {
+		ss.log.Error("load identity failed", "client_id", cl.ID, "err", err)
+		return nil
+	}
+	if !ok {
+		return nil
+	}
+	s := newSession(cl, rec)
+	v, _ := ss.m.LoadOrStore(cl.ID, s)
+	return v.(*session)
+}
+
+func newSession(cl *mqtt.Client, rec IdentityRecord) *session {
+	s := &session{identity: rec.Identity, cl: cl}
+	s.perms.Store(auth.Compile(rec.Grants, rec.Admin, rec.Identity, cl.ID))
+	return s
+}
+
+func (ss *sessions) save(id string, rec IdentityRecord) {
+	if ss.store == nil {
+		return
+	}
+	if err := ss.store.SaveIdentity(id, rec); err != nil {
+		ss.log.Error("save identity failed", "client_id", id, "err", err)
+	}
+}
+
+func (ss *sessions) forget(id string) {
+	ss.m.Delete(id)
+	if ss.store == nil {
+		return
+	}
+	if err := ss.store.DeleteIdentity(id); err != nil {
+		ss.log.Error("delete identity failed", "client_id", id, "err", err)
+	}
+}
+
 // bind binds client id cl.ID to identity for the connection cl, unless the
 // id is held by another identity (session takeover across identities is
 // refused). It replaces the session of the same identity.
@@ -48,25 +97,35 @@ func (ss *sessions) get(id string) *session {
 // without an ACL check; the new permissions may be narrower (a fresh token),
 // so outbound PUBLISHes they no longer allow are dropped from the old
 // connection's inflight before mochi copies it.
-func (ss *sessions) bind(cl *mqtt.Client, identity string, perms *auth.Permissions) (*session, bool) {
+func (ss *sessions) bind(cl *mqtt.Client, rec IdentityRecord) (*session, bool) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
-	old := ss.get(cl.ID)
+	old := ss.lookup(cl)
 	if old != nil {
-		if old.identity != identity {
+		if old.identity != rec.Identity {
 			return nil, false
 		}
 		if old.timer != nil {
 			old.timer.Stop()
 		}
 	}
-	s := &session{identity: identity, cl: cl}
-	s.perms.Store(perms)
+	s := newSession(cl, rec)
 	ss.m.Store(cl.ID, s)
+	ss.save(cl.ID, rec)
 	if old != nil && old.cl != nil && old.cl != cl {
-		dropUnauthorizedInflight(old.cl, perms)
+		dropUnauthorizedInflight(old.cl, s.perms.Load())
 	}
 	return s, true
+}
+
+// rebind replaces the grants of a live session (re-authentication).
+func (ss *sessions) rebind(s *session, rec IdentityRecord) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	s.perms.Store(auth.Compile(rec.Grants, rec.Admin, rec.Identity, s.cl.ID))
+	if ss.get(s.cl.ID) == s {
+		ss.save(s.cl.ID, rec)
+	}
 }
 
 // dropUnauthorizedInflight removes queued outbound PUBLISHes that perms do
@@ -104,7 +163,7 @@ func (ss *sessions) disconnected(cl *mqtt.Client, expire bool) {
 		s.timer = nil
 	}
 	if expire {
-		ss.m.Delete(cl.ID)
+		ss.forget(cl.ID)
 	}
 }
 
@@ -112,8 +171,8 @@ func (ss *sessions) disconnected(cl *mqtt.Client, expire bool) {
 func (ss *sessions) expired(cl *mqtt.Client) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
-	if s := ss.get(cl.ID); s != nil && s.cl == cl {
-		ss.m.Delete(cl.ID)
+	if s := ss.lookup(cl); s != nil && s.cl == cl {
+		ss.forget(cl.ID)
 	}
 }
 
@@ -137,7 +196,7 @@ func (ss *sessions) stopAll() {
 // the (allocation-free) match, which for a wildcard-free filter is the same
 // answer.
 func (ss *sessions) aclCheck(cl *mqtt.Client, topic string, write bool, deny OnDeniedFunc) bool {
-	s := ss.get(cl.ID)
+	s := ss.lookup(cl)
 	var p *auth.Permissions
 	if s != nil {
 		p = s.perms.Load()

@@ -2,8 +2,8 @@ package hooks
 
 import (
 	"bytes"
-	"errors"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -25,19 +25,27 @@ type TokenAuthOptions struct {
 	Logger *slog.Logger
 	// OnDenied, if set, is told about every refusal and expiry disconnect.
 	OnDenied OnDeniedFunc
+	// Identities, if set, keeps client id bindings across restarts.
+	Identities IdentityStore
+	// Users, if set, is the fallback for CONNECTs whose password is not a
+	// JWT: they are checked against the users file (bcrypt) instead, so
+	// devices with passwords and apps with tokens can share one broker.
+	Users *auth.Users
 }
 
 // TokenAuth is the mochi hook that authenticates CONNECT with a broker token
 // (the password) and authorizes publish, subscribe and delivery from the
 // token's claims.
 //
-//   - CONNECT: the token must verify, its cid must equal the CONNECT client id,
+//   - CONNECT: the token is the password (or, for MQTT 5 enhanced
+//     authentication with method AuthMethod, the Authentication Data; the
+//     CONNACK then names the method; another method gets 0x8C). It must verify, its cid must equal the CONNECT client id,
 //     a non-empty username must equal its sub, and the client id must not be
 //     bound to another identity (no session takeover across identities).
 //     Refusals answer CONNACK 0x86 (bad credentials: malformed, forged, unknown
 //     key, expired, not yet valid, username mismatch) or 0x87 (not authorized:
-//     client id mismatch, takeover); MQTT 3.1.1 clients get return codes 4
-//     and 5.
+//     client id mismatch, takeover, a Will topic the token may not publish);
+//     MQTT 3.1.1 clients get return codes 4 and 5.
 //   - ACL: publish must match a pub grant, a subscribe filter must be contained
 //     in a sub grant, every delivered message must match a sub grant. $SYS
 //     needs admin. Permissions are compiled once per connection.
@@ -51,6 +59,7 @@ type TokenAuthOptions struct {
 type TokenAuth struct {
 	mqtt.HookBase
 	v        *auth.Verifier
+	users    *auth.Users
 	log      *slog.Logger
 	onDenied OnDeniedFunc
 	ss       sessions
@@ -65,7 +74,8 @@ func NewTokenAuth(opts TokenAuthOptions) (*TokenAuth, error) {
 	if l == nil {
 		l = slog.New(slog.DiscardHandler)
 	}
-	return &TokenAuth{v: opts.Verifier, log: l.With("component", "hooks.tokenauth"), onDenied: opts.OnDenied}, nil
+	l = l.With("component", "hooks.tokenauth")
+	return &TokenAuth{v: opts.Verifier, users: opts.Users, log: l, onDenied: opts.OnDenied, ss: sessions{store: opts.Identities, log: l}}, nil
 }
 
 // ID implements mqtt.Hook.
@@ -75,7 +85,8 @@ func (h *TokenAuth) ID() string { return "courier-token-auth" }
 func (h *TokenAuth) Provides(b byte) bool {
 	return bytes.Contains([]byte{
 		mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck,
-		mqtt.OnDisconnect, mqtt.OnClientExpired, mqtt.OnAuthPacket,
+		mqtt.OnDisconnect, mqtt.OnClientExpired, mqtt.OnAuthPacket, mqtt.OnPacketRead,
+		mqtt.OnPacketEncode,
 	}, []byte{b})
 }
 
@@ -88,32 +99,65 @@ func (h *TokenAuth) Stop() error {
 // OnConnect verifies the token and binds the client id, or sends the refusing
 // CONNACK itself (mochi alone would always send 0x86) and returns an error.
 func (h *TokenAuth) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
+	token := pk.Connect.Password
+	switch m := pk.Properties.AuthenticationMethod; {
+	case m == AuthMethod && len(token) == 0:
+		token = pk.Properties.AuthenticationData // MQTT 5 enhanced auth, one step
+	case m != "" && m != AuthMethod:
+		return h.refuse(cl, "", packets.ErrBadAuthenticationMethod, ErrReauthMethod)
+	case m == "" && h.users != nil && !looksLikeJWT(token):
+		return h.connectUser(cl, pk)
+	}
 	now := time.Now()
-	claims, err := h.v.Verify(string(pk.Connect.Password), now)
+	claims, err := h.v.Verify(string(token), now)
 	if err != nil {
 		return h.refuse(cl, "", packets.ErrBadUsernameOrPassword, err)
 	}
 	if u := string(pk.Connect.Username); u != "" && u != claims.Subject {
-		return h.refuse(cl, claims.Subject, packets.ErrBadUsernameOrPassword, errUsernameMismatch)
+		return h.refuse(cl, claims.Subject, packets.ErrBadUsernameOrPassword, ErrUsernameMismatch)
 	}
 	if pk.Connect.ClientIdentifier != claims.ClientID || cl.ID != claims.ClientID {
-		return h.refuse(cl, claims.Subject, packets.ErrNotAuthorized, errClientIDMismatch)
+		return h.refuse(cl, claims.Subject, packets.ErrNotAuthorized, ErrClientIDMismatch)
 	}
-	s, ok := h.ss.bind(cl, claims.Subject, claims.Compile())
+	if !willAllowed(pk, claims.Compile()) {
+		return h.refuse(cl, claims.Subject, packets.ErrNotAuthorized, ErrWillNotAllowed)
+	}
+	s, ok := h.ss.bind(cl, IdentityRecord{Identity: claims.Subject, Grants: claims.Perms, Admin: claims.Admin})
 	if !ok {
-		return h.refuse(cl, claims.Subject, packets.ErrNotAuthorized, errTakeover)
+		return h.refuse(cl, claims.Subject, packets.ErrNotAuthorized, ErrSessionTakeover)
 	}
 	h.armExpiry(s, cl, claims.ExpiresAt)
 	return nil
 }
 
-var (
-	errUsernameMismatch = errors.New("hooks: username does not match token subject")
-	errClientIDMismatch = errors.New("hooks: client id does not match token")
-	errTakeover         = errors.New("hooks: client id is bound to another identity")
-	errReauthMethod     = errors.New("hooks: re-authentication needs method " + AuthMethod)
-	errReauthIdentity   = errors.New("hooks: re-authentication token is for another identity or client id")
-)
+// connectUser is the users-file fallback: no token, so no expiry.
+func (h *TokenAuth) connectUser(cl *mqtt.Client, pk packets.Packet) error {
+	code, identity, err := bindUser(&h.ss, h.users, cl, pk)
+	if err != nil {
+		return h.refuse(cl, identity, code, err)
+	}
+	return nil
+}
+
+// willAllowed reports whether the CONNECT's Will may be published under p.
+// mochi publishes (and retains) a Will without any ACL check, so a client
+// could otherwise inject a message on any topic by disconnecting.
+func willAllowed(pk packets.Packet, p *auth.Permissions) bool {
+	return !pk.Connect.WillFlag || p.CanPublish(pk.Connect.WillTopic)
+}
+
+// looksLikeJWT reports whether p has the shape of a compact JWS: three
+// non-empty base64url parts.
+func looksLikeJWT(p []byte) bool {
+	parts := 0
+	for _, c := range bytes.Split(p, []byte(".")) {
+		if len(c) == 0 {
+			return false
+		}
+		parts++
+	}
+	return parts == 3
+}
 
 func (h *TokenAuth) refuse(cl *mqtt.Client, identity string, code packets.Code, cause error) error {
 	h.log.Info("connect refused", "client_id", cl.ID, "remote", cl.Net.Remote, "reason", code.Code, "err", cause)
@@ -155,6 +199,16 @@ func (h *TokenAuth) expire(s *session, cl *mqtt.Client, deadline time.Time) {
 	disconnect(cl, packets.ErrMaxConnectTime)
 }
 
+// OnPacketEncode adds the Authentication Method to a successful CONNACK for
+// a client that named it in CONNECT. [MQTT-4.12.0-5]
+func (h *TokenAuth) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	if pk.FixedHeader.Type == packets.Connack && pk.ReasonCode == packets.CodeSuccess.Code &&
+		cl.Properties.Props.AuthenticationMethod == AuthMethod {
+		pk.Properties.AuthenticationMethod = AuthMethod
+	}
+	return pk
+}
+
 // OnConnectAuthenticate accepts exactly the connections OnConnect bound.
 func (h *TokenAuth) OnConnectAuthenticate(cl *mqtt.Client, _ packets.Packet) bool {
 	return h.ss.current(cl) != nil
@@ -182,7 +236,7 @@ func (h *TokenAuth) OnClientExpired(cl *mqtt.Client) { h.ss.expired(cl) }
 func (h *TokenAuth) OnAuthPacket(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	s := h.ss.current(cl)
 	if pk.ReasonCode != packets.CodeReAuthenticate.Code || pk.Properties.AuthenticationMethod != AuthMethod {
-		h.denyReauth(cl, s, packets.ErrBadAuthenticationMethod, errReauthMethod)
+		h.denyReauth(cl, s, packets.ErrBadAuthenticationMethod, ErrReauthMethod)
 		return pk, packets.ErrBadAuthenticationMethod
 	}
 	claims, err := h.v.Verify(string(pk.Properties.AuthenticationData), time.Now())
@@ -191,10 +245,13 @@ func (h *TokenAuth) OnAuthPacket(cl *mqtt.Client, pk packets.Packet) (packets.Pa
 		return pk, packets.ErrNotAuthorized
 	}
 	if s == nil || claims.Subject != s.identity || claims.ClientID != cl.ID {
-		h.denyReauth(cl, s, packets.ErrNotAuthorized, errReauthIdentity)
+		h.denyReauth(cl, s, packets.ErrNotAuthorized, ErrReauthIdentity)
 		return pk, packets.ErrNotAuthorized
 	}
-	s.perms.Store(claims.Compile())
+	h.ss.rebind(s, IdentityRecord{Identity: claims.Subject, Grants: claims.Perms, Admin: claims.Admin})
+	if atomic.LoadUint32(&cl.Properties.Will.Flag) == 1 && !s.perms.Load().CanPublish(cl.Properties.Will.TopicName) {
+		atomic.StoreUint32(&cl.Properties.Will.Flag, 0) // the new token may not publish it
+	}
 	h.armExpiry(s, cl, claims.ExpiresAt)
 	err = cl.WritePacket(packets.Packet{
 		FixedHeader: packets.FixedHeader{Type: packets.Auth},

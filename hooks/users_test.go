@@ -120,3 +120,43 @@ func TestUsersAuth(t *testing.T) {
 		t.Fatalf("denials: %d bad credentials (want 6), %d takeovers (want 2)", connects, takeovers)
 	}
 }
+
+// TestTokenAuthUsersFallback: one hook serves apps with tokens and devices
+// with users-file passwords.
+func TestTokenAuthUsersFallback(t *testing.T) {
+	t.Parallel()
+	users, err := auth.NewUsers(map[string]auth.UserEntry{
+		"dev": {Password: hash(t, "dev-pw"), Publish: []string{"devices/%c/out"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := auth.GenerateEd25519Key("k1")
+	ks, _ := auth.NewKeySet("k1", key)
+	h, err := hooks.NewTokenAuth(hooks.TokenAuthOptions{Verifier: auth.NewVerifier(ks.Public(), auth.VerifierOptions{}), Users: users})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := brokertest.Start(t, brokertest.WithoutStore(), brokertest.WithOptions(broker.WithAuthHook(h, nil)))
+
+	dev := dialRaw(t, srv.TCPAddr, 4)
+	if ack := dev.connect(connectOpts{clientID: "d1", username: "dev", password: "dev-pw", clean: true}); ack.ReasonCode != 0 {
+		t.Fatalf("device CONNACK %d", ack.ReasonCode)
+	}
+	if _, err := dev.publish("devices/d1/out", false); err != nil {
+		t.Fatalf("device publish: %v", err)
+	}
+	wrong := dialRaw(t, srv.TCPAddr, 4)
+	if ack := wrong.connect(connectOpts{clientID: "d2", username: "dev", password: "nope", clean: true}); ack.ReasonCode != 4 {
+		t.Fatalf("wrong password CONNACK %d, want 4", ack.ReasonCode)
+	}
+	app := dialRaw(t, srv.TCPAddr, 5)
+	if ack := app.connect(connectOpts{clientID: "app-1", password: mintWith(t, ks, "app", "app-1", auth.Grants{}), clean: true}); ack.ReasonCode != 0 {
+		t.Fatalf("token CONNACK 0x%02x", ack.ReasonCode)
+	}
+	// A token-shaped password never falls back to the users file.
+	forged := dialRaw(t, srv.TCPAddr, 5)
+	if ack := forged.connect(connectOpts{clientID: "d1x", username: "dev", password: "a.b.c", clean: true}); ack.ReasonCode != 0x86 {
+		t.Fatalf("forged token CONNACK 0x%02x", ack.ReasonCode)
+	}
+}

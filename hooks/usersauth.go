@@ -18,6 +18,8 @@ type UsersAuthOptions struct {
 	Logger *slog.Logger
 	// OnDenied, if set, is told about every refusal.
 	OnDenied OnDeniedFunc
+	// Identities, if set, keeps client id bindings across restarts.
+	Identities IdentityStore
 }
 
 // UsersAuth is the mochi hook for a users file: CONNECT username and password
@@ -47,7 +49,8 @@ func NewUsersAuth(opts UsersAuthOptions) (*UsersAuth, error) {
 	if l == nil {
 		l = slog.New(slog.DiscardHandler)
 	}
-	return &UsersAuth{users: opts.Users, log: l.With("component", "hooks.usersauth"), onDenied: opts.OnDenied}, nil
+	l = l.With("component", "hooks.usersauth")
+	return &UsersAuth{users: opts.Users, log: l, onDenied: opts.OnDenied, ss: sessions{store: opts.Identities, log: l}}, nil
 }
 
 // ID implements mqtt.Hook.
@@ -57,22 +60,35 @@ func (h *UsersAuth) ID() string { return "courier-users-auth" }
 func (h *UsersAuth) Provides(b byte) bool {
 	return bytes.Contains([]byte{
 		mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck,
-		mqtt.OnDisconnect, mqtt.OnClientExpired,
+		mqtt.OnDisconnect, mqtt.OnClientExpired, mqtt.OnPacketRead,
 	}, []byte{b})
 }
 
 // OnConnect checks the password and binds the client id to the user, or
 // sends the refusing CONNACK itself and returns an error.
 func (h *UsersAuth) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
-	name := string(pk.Connect.Username)
-	u, err := h.users.Authenticate(name, string(pk.Connect.Password))
+	code, identity, err := bindUser(&h.ss, h.users, cl, pk)
 	if err != nil {
-		return h.refuse(cl, name, packets.ErrBadUsernameOrPassword, err)
-	}
-	if _, ok := h.ss.bind(cl, u.Name, u.Permissions(cl.ID)); !ok {
-		return h.refuse(cl, u.Name, packets.ErrNotAuthorized, errTakeover)
+		return h.refuse(cl, identity, code, err)
 	}
 	return nil
+}
+
+// bindUser checks a CONNECT's username and password and binds the client id
+// to the user. On failure it returns the CONNACK code to refuse with.
+func bindUser(ss *sessions, users *auth.Users, cl *mqtt.Client, pk packets.Packet) (packets.Code, string, error) {
+	name := string(pk.Connect.Username)
+	u, err := users.Authenticate(name, string(pk.Connect.Password))
+	if err != nil {
+		return packets.ErrBadUsernameOrPassword, name, err
+	}
+	if !willAllowed(pk, u.Permissions(cl.ID)) {
+		return packets.ErrNotAuthorized, u.Name, ErrWillNotAllowed
+	}
+	if _, ok := ss.bind(cl, IdentityRecord{Identity: u.Name, Grants: u.Grants, Admin: u.Admin}); !ok {
+		return packets.ErrNotAuthorized, u.Name, ErrSessionTakeover
+	}
+	return packets.CodeSuccess, u.Name, nil
 }
 
 func (h *UsersAuth) refuse(cl *mqtt.Client, identity string, code packets.Code, cause error) error {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -42,7 +43,10 @@ func (h *passwordHook) OnConnectAuthenticate(_ *mqtt.Client, pk packets.Packet) 
 }
 
 func (h *passwordHook) OnACLCheck(_ *mqtt.Client, topic string, write bool) bool {
-	return !(write && len(topic) >= 7 && topic[:7] == "denied/")
+	if strings.HasPrefix(topic, "secret/") {
+		return false
+	}
+	return !write || !strings.HasPrefix(topic, "denied/")
 }
 
 func startAuthBroker(t *testing.T, password string) (*brokertest.Server, *passwordHook) {
@@ -121,7 +125,7 @@ func TestClientRefreshesTokenWhenBrokerRejectsIt(t *testing.T) {
 	}
 }
 
-func TestClientPublishRefusalIsTypedError(t *testing.T) {
+func TestClientRefusalsAreTypedErrors(t *testing.T) {
 	srv, _ := startAuthBroker(t, "pw")
 	host, port := splitAddr(t, srv.TCPAddr)
 	c, err := client.NewClient(client.WithAddress(host, port), client.WithUsername("u"), client.WithPassword("pw"))
@@ -146,6 +150,18 @@ func TestClientPublishRefusalIsTypedError(t *testing.T) {
 	}
 	if err := c.Publish(ctx, "allowed/x", "yes", client.QOSOne); err != nil {
 		t.Fatalf("allowed publish: %v", err)
+	}
+	err = c.Subscribe(ctx, "secret/#", nil, client.QOSOne)
+	if !errors.Is(err, client.ErrNotAuthorized) {
+		t.Fatalf("refused subscribe: %v, want ErrNotAuthorized", err)
+	}
+	if err := c.SubscribeMultiple(ctx, map[string]client.QOSLevel{"open/1": client.QOSOne, "secret/2": client.QOSOne}, nil); !errors.Is(err, client.ErrNotAuthorized) {
+		t.Fatalf("partly refused subscribe: %v", err)
+	}
+	rec := httptest.NewRecorder()
+	c.InfoHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+	if body := rec.Body.String(); strings.Contains(body, "secret/") || !strings.Contains(body, "open/1") {
+		t.Fatalf("refused filters must leave the store, granted ones stay: %s", body)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -79,6 +80,7 @@ func benchPairs(b *testing.B, pairs int, store bool) {
 	}
 	per := b.N/pairs + 1
 	b.SetBytes(int64(len(payload)))
+	cpu0 := cpuTime()
 	b.ResetTimer()
 	var wg sync.WaitGroup
 	for i := range pairs {
@@ -89,6 +91,9 @@ func benchPairs(b *testing.B, pairs int, store bool) {
 	wg.Wait()
 	b.StopTimer()
 	b.ReportMetric(float64(per*pairs)/b.Elapsed().Seconds(), "msg/s")
+	// CPU per message (broker, store and the in-process clients): steadier
+	// than throughput on a shared machine.
+	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(per*pairs), "cpu-us/msg")
 }
 
 // QoS 1, persistent subscriber online, 64-byte payloads, 256 in flight per
@@ -130,6 +135,14 @@ func BenchmarkStoreBytesPerQueuedMessage(b *testing.B) {
 		b.Fatalf("%d records for %d messages", count, n)
 	}
 	b.ReportMetric(float64(total)/float64(count), "stored-B/msg")
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func dirSize(tb testing.TB, dir string) int64 {

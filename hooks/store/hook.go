@@ -246,7 +246,7 @@ func (st *Store) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, 
 			sort.Ints(r.SubscriptionIDs)
 		}
 		fan.targets[id] = false
-		ops = append(ops, op{kind: opSet, key: outboundKey(id, seq), val: r.encode(kindOutbound)})
+		ops = append(ops, op{kind: opSet, key: outboundKey(id, seq), val: r.encode(kindOutbound), create: true})
 	}
 	if len(ops) == 0 && (st.fixes == nil || len(subs.Shared) == 0) {
 		return pk, nil
@@ -304,7 +304,7 @@ func (st *Store) finishFanout(cl *mqtt.Client, seq uint64) {
 		}
 	}
 	if len(ops) > 0 {
-		st.enqueue(ops...)
+		st.enqueueLazy(ops...)
 	}
 }
 
@@ -438,7 +438,7 @@ func (st *Store) qosPublish(cl *mqtt.Client, pk packets.Packet) {
 	}
 	r := msgFromPacket(stagePublish, pk)
 	r.Dup = false
-	st.enqueueFor(cl, op{kind: opSet, key: outboundKey(cid, seq), val: r.encode(kindOutbound)})
+	st.enqueueFor(cl, op{kind: opSet, key: outboundKey(cid, seq), val: r.encode(kindOutbound), create: !written})
 }
 
 // OnQosComplete removes a finished flow.
@@ -478,7 +478,7 @@ func (st *Store) dropOutbound(cid string, pid uint16) {
 	}
 	st.idx.Unlock()
 	if ok {
-		st.enqueue(op{kind: opDelete, key: outboundKey(cid, seq)})
+		st.enqueueLazy(op{kind: opDelete, key: outboundKey(cid, seq)})
 	}
 }
 
@@ -493,6 +493,8 @@ func (st *Store) dropInbound(cid string, pid uint16) {
 	}
 	st.idx.Unlock()
 	if ok {
+		// Not lazy: a lost delete would make the next QoS 2 message that
+		// reuses the id look like a duplicate after a restart.
 		st.enqueue(op{kind: opDelete, key: inboundKey(cid, pid)})
 	}
 }

@@ -42,6 +42,7 @@ type Store struct {
 	synced    uint64 // ticket of the last write fsynced in the WAL (SyncWrites)
 	committed uint64 // ticket of the last write applied to Badger
 	wal       *wal
+	walBuf    []op // queued writes not yet in the WAL (enqueueLazy)
 	closed    bool
 	commitErr error
 	kick      chan struct{}
@@ -83,6 +84,44 @@ type op struct {
 	kind opKind
 	key  []byte
 	val  []byte
+	// create marks the first write of a key that cannot exist yet (a fresh
+	// sequence number): if the same batch also deletes it, Badger never
+	// needs to see either. Not kept in the WAL.
+	create bool
+}
+
+// shortLived marks the ops of keys created and deleted within ops (a message
+// acknowledged before its record reached Badger).
+func shortLived(ops []op) []bool {
+	var skip []bool
+	var open map[string][]int
+	for i, o := range ops {
+		switch o.kind {
+		case opSet:
+			if o.create {
+				if open == nil {
+					open = map[string][]int{}
+				}
+				open[string(o.key)] = []int{i}
+			} else if idx, ok := open[string(o.key)]; ok {
+				open[string(o.key)] = append(idx, i)
+			}
+		case opDelete:
+			if idx, ok := open[string(o.key)]; ok {
+				if skip == nil {
+					skip = make([]bool, len(ops))
+				}
+				for _, j := range idx {
+					skip[j] = true
+				}
+				skip[i] = true
+				delete(open, string(o.key))
+			}
+		case opDeletePrefix:
+			open = nil
+		}
+	}
+	return skip
 }
 
 // Open opens (creating if needed) the store in dir. It checks the schema
@@ -255,18 +294,36 @@ func (st *Store) Abort() error {
 func (st *Store) Quarantined() int64 { return st.quarantined.Load() }
 
 // enqueue queues writes for the committer and returns their ticket; 0 when
-// the store is closed (the writes are dropped).
-func (st *Store) enqueue(ops ...op) uint64 {
+// the store is closed or the WAL cannot be written (the writes are dropped).
+// The writes are in the WAL when it returns.
+func (st *Store) enqueue(ops ...op) uint64 { return st.queue(ops, false) }
+
+// enqueueLazy queues writes that need not be durable before anything is sent
+// (deletes of finished flows): they reach the WAL with the next durable write
+// or group commit, saving a write(2) per message. Losing them in a crash
+// only means a resend.
+func (st *Store) enqueueLazy(ops ...op) uint64 { return st.queue(ops, true) }
+
+func (st *Store) queue(ops []op, lazy bool) uint64 {
 	st.mu.Lock()
 	if st.closed {
 		st.mu.Unlock()
 		st.log.Debug("store closed, write dropped")
 		return 0
 	}
-	if err := st.wal.append(ops); err != nil {
-		st.mu.Unlock()
-		st.log.Error("wal write failed", "err", err)
-		return 0
+	if lazy {
+		st.walBuf = append(st.walBuf, ops...)
+	} else {
+		rec := ops
+		if len(st.walBuf) > 0 {
+			rec = append(st.walBuf, ops...)
+		}
+		if err := st.wal.append(rec); err != nil {
+			st.mu.Unlock()
+			st.log.Error("wal write failed", "err", err)
+			return 0
+		}
+		st.walBuf = nil
 	}
 	st.pending = append(st.pending, ops...)
 	st.ticket++
@@ -341,6 +398,12 @@ func (st *Store) commitPending() {
 		ops := st.pending
 		st.pending = nil
 		t := st.ticket
+		if len(st.walBuf) > 0 { // nothing reaches Badger before the WAL
+			if err := st.wal.append(st.walBuf); err != nil {
+				st.log.Error("wal write failed", "err", err)
+			}
+			st.walBuf = nil
+		}
 		var old *os.File
 		oldNum := st.wal.num
 		if len(ops) > 0 && st.wal.size > walSegmentSize {
@@ -420,7 +483,11 @@ func (st *Store) apply(ops []op) error {
 		}
 		n++
 	}
-	for _, o := range ops {
+	skip := shortLived(ops)
+	for i, o := range ops {
+		if skip != nil && skip[i] {
+			continue
+		}
 		switch o.kind {
 		case opSet:
 			do(func() error { return txn.Set(o.key, o.val) })
