@@ -109,15 +109,29 @@ func TestAPIKeyToTokenToConnectAllowsTrafficWithinGrantsOnly(t *testing.T) {
 // does not grant is answered 0x87, which our client reports as
 // ErrNotAuthorized and does not keep in its subscription store.
 func TestSubscribeOutsideGrantsIsRefusedWithTypedError(t *testing.T) {
-	t.Skip("known bug: client/subscribe.go sendSubscribe returns paho's untyped error for a refused single-filter SUBSCRIBE (paho returns (suback, err) when the only reason is >= 0x80), so errors.Is(err, client.ErrNotAuthorized) is false and the refused filter stays in the store and is renewed on every reconnect")
 	t.Parallel()
 	srv, keys := tokenBroker(t, map[string]auth.Policy{
 		"alice": {Publish: []string{"chat/%u/#"}, Subscribe: []string{"chat/%u/#"}},
 	})
 	alice := startClient(t, srv.TCPAddr, client.WithTokenAPI(tokenAPIFor(t, srv, keys["alice"])), client.WithCleanSession(true))
-	err := alice.Subscribe(ctxFor(t), "chat/bob/#", func(_ context.Context, _ client.PubSub, _ *client.Message) {}, client.QOSOne)
+	events := alice.Events(256)
+	defer events.Close()
+	noop := func(_ context.Context, _ client.PubSub, _ *client.Message) {}
+	if err := alice.Subscribe(ctxFor(t), "chat/alice/#", noop, client.QOSOne); err != nil {
+		t.Fatal(err)
+	}
+	err := alice.Subscribe(ctxFor(t), "chat/bob/#", noop, client.QOSOne)
 	if !errors.Is(err, client.ErrNotAuthorized) {
 		t.Fatalf("subscribe outside grants: %v, want ErrNotAuthorized", err)
+	}
+	if code, _ := client.ReasonCode(err); code != 0x87 {
+		t.Fatalf("reason code %#x, want 0x87", code)
+	}
+	// After a reconnect only the granted filter is renewed.
+	srv.Restart(t)
+	awaitEvent(t, events, client.EventReconnect)
+	if e := awaitEvent(t, events, client.EventSubscribeAttempt); e.Topic != "chat/alice/#" {
+		t.Fatalf("renewed %q after reconnect, want only chat/alice/#", e.Topic)
 	}
 }
 
@@ -140,7 +154,9 @@ func TestTokenExpiryRefetchReconnectResubscribeLosesNoMessage(t *testing.T) {
 	}
 	events := app.Events(1024)
 	defer events.Close()
+	conns := observe(t, srv, broker.EventClientConnected)
 	startSubscribed(t, app)
+	awaitBrokerEvent(t, conns, broker.EventClientConnected, "app")
 	sender := startClient(t, srv.TCPAddr, client.WithTokenAPI(tokenAPIFor(t, srv, keys["sender"])), client.WithCleanSession(true))
 
 	// Publish steadily until the subscriber has been cut off by its token's
@@ -179,6 +195,9 @@ func TestTokenExpiryRefetchReconnectResubscribeLosesNoMessage(t *testing.T) {
 		t.Log("the reconnect did not first try the expired token")
 	}
 	awaitEvent(t, events, client.EventSubscribeAttempt) // the renewal
+	// The broker reports the resumed session once it has queued the
+	// messages kept for it; "end" is published after that.
+	awaitBrokerEvent(t, conns, broker.EventClientConnected, "app")
 	for range 10 {
 		publish()
 	}

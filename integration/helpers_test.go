@@ -167,7 +167,7 @@ func observe(t testing.TB, srv *brokertest.Server, kinds ...broker.EventKind) *b
 	return o
 }
 
-// awaitBrokerEvent waits for an event of kind for clientID.
+// awaitBrokerEvent waits for an event of kind (0: any kind) for clientID.
 func awaitBrokerEvent(t testing.TB, o *broker.Observer, kind broker.EventKind, clientID string) broker.Event {
 	t.Helper()
 	deadline := time.After(waitFor)
@@ -177,7 +177,7 @@ func awaitBrokerEvent(t testing.TB, o *broker.Observer, kind broker.EventKind, c
 			if !ok {
 				t.Fatalf("observer closed while waiting for %s of %s", kind, clientID)
 			}
-			if ev.Kind == kind && ev.ClientID == clientID {
+			if (kind == 0 || ev.Kind == kind) && ev.ClientID == clientID {
 				return ev
 			}
 		case <-deadline:
