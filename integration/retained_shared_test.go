@@ -60,8 +60,15 @@ func TestRetainedMessagesSurviveRestartAndClearedOnesStayCleared(t *testing.T) {
 			}, client.QOSOne); err != nil {
 				t.Fatal(err)
 			}
+			// mochi writes SUBACK before the retained messages. A second
+			// SUBSCRIBE is processed after the first one's retained messages
+			// were queued, and a fence published after its SUBACK comes
+			// after all of them.
+			if err := sub.Subscribe(ctx, "retfence/"+id, in.handler, client.QOSOne); err != nil {
+				t.Fatal(err)
+			}
 			pub = startClient(t, srv.TCPAddr, client.WithClientID(id+"-pub2"), client.WithCleanSession(true))
-			if err := pub.Publish(ctx, "ret/"+id+"/fence", "fence", client.QOSOne); err != nil {
+			if err := pub.Publish(ctx, "retfence/"+id, "fence", client.QOSOne); err != nil {
 				t.Fatal(err)
 			}
 			got := in.until(t, "fence")

@@ -24,11 +24,20 @@ func queueForOfflineSession(t *testing.T, srv *brokertest.Server, id, topic stri
 	obs := observe(t, srv, broker.EventClientDisconnected)
 	rc.send(t, []byte{0xE0, 0})
 	awaitBrokerEvent(t, obs, broker.EventClientDisconnected, id)
+	// mochi sends PUBACK before it routes the message, so an acked message
+	// may not be queued yet. A fence from the same publisher, processed after
+	// the routing of the messages before it, says they are.
+	fenced := newInbox()
+	watcher := dialV3(t, srv.TCPAddr, id+"-watch", true, fenced)
+	watcher.subscribe(t, "fence/"+id, 1)
 	pub := dialV3(t, srv.TCPAddr, id+"-pub", true, nil)
 	for i := range n {
 		pub.publish(t, topic, 1, false, fmt.Sprintf("m%d", i))
 	}
+	pub.publish(t, "fence/"+id, 1, false, "fence")
+	fenced.until(t, "fence")
 	pub.close()
+	watcher.close()
 }
 
 // readPublishes reads n PUBLISH packets without acknowledging them and
