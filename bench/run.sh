@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make bench: our broker (store on and store off) beside Debian's mosquitto on
 # the same loadgen scenarios, one fresh broker per run, alternating targets.
-# Writes bench/results.md. Bounded: about 4 minutes with the defaults.
+# Writes bench/results.md. Bounded: about 5 minutes with the defaults.
 #
 # Knobs (environment):
 #   BENCH_DURATION  publishing time per throughput run (default 3s)
@@ -24,7 +24,7 @@ TARGETS=${BENCH_TARGETS:-"ours-store ours-nostore mosquitto"}
 SCENARIOS=${BENCH_SCENARIOS:-"qos0 qos1 fanin cpu conns connauth"}
 TOKPORT=$((PORT + 2))
 
-log() { printf '[bench] %s\n' "$*" >&2; }
+log() { printf '[bench %s] %s\n' "$(date +%T)" "$*" >&2; }
 die() { log "$*"; exit 1; }
 
 install_pkg() { # command package

@@ -32,6 +32,7 @@ type Client struct {
 	chains atomic.Pointer[chains]
 
 	connected atomic.Bool
+	connGen   atomic.Uint64 // incremented on every connection up
 
 	// lifeMu serialises Start and Stop; run is the running instance (read
 	// without the lock on the publish path).
@@ -94,6 +95,7 @@ func NewClient(opts ...Option) (*Client, error) {
 		subs:   newSubStore(),
 		connCh: make(chan struct{}),
 	}
+	c.streams.ttl, c.streams.max = o.unmatchedTTL, o.unmatchedMax
 	c.state.clientID = o.clientID
 	c.state.username = o.username
 	c.state.keepAlive = o.keepAlive
@@ -338,6 +340,7 @@ func (c *Client) onConnectionUp(in *instance, ca *paho.Connack) {
 	c.state.everUp = true
 	c.state.connectedAt = time.Now()
 	c.state.lostReason = nil
+	c.connGen.Add(1)
 	c.connected.Store(true)
 	close(c.connCh)
 	c.stateMu.Unlock()

@@ -46,9 +46,17 @@ func (c *Client) attemptConnection(ctx context.Context, _ autopaho.ClientConfig,
 	}
 	var errs []error
 	for _, u := range targets {
+		addr := displayAddress(u)
+		c.emit(Event{Type: EventSocketConnectAttempt, Topic: addr})
+		start := time.Now()
 		dctx, cancel := context.WithTimeout(ctx, c.opts.connectTimeout)
 		conn, err := c.dial(dctx, u)
 		cancel()
+		if err != nil {
+			c.emit(Event{Type: EventSocketConnectFailure, Topic: addr, Err: err, Duration: time.Since(start)})
+		} else {
+			c.emit(Event{Type: EventSocketConnectSuccess, Topic: addr, Duration: time.Since(start)})
+		}
 		if err == nil {
 			// paho writes a packet with one call when the conn is a *net.TCPConn
 			// (writev, safe for concurrent use); anything else needs a lock.
@@ -124,11 +132,14 @@ func (c *Client) tlsConfigFor(u *url.URL) *tls.Config {
 }
 
 func (c *Client) tlsHandshake(ctx context.Context, conn net.Conn, u *url.URL) (net.Conn, error) {
+	start := time.Now()
 	tc := tls.Client(conn, c.tlsConfigFor(u))
 	if err := tc.HandshakeContext(ctx); err != nil {
 		conn.Close()
+		c.emit(Event{Type: EventSSLHandshakeFailure, Topic: u.Host, Err: err, Duration: time.Since(start)})
 		return nil, fmt.Errorf("tls handshake: %w", err)
 	}
+	c.emit(Event{Type: EventSSLHandshakeSuccess, Topic: u.Host, Duration: time.Since(start)})
 	return tc, nil
 }
 

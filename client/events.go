@@ -36,6 +36,11 @@ const (
 	EventAuthenticatorSuccess
 	EventAuthenticatorError
 	EventOfflineMessageDiscarded
+	EventSocketConnectAttempt
+	EventSocketConnectSuccess
+	EventSocketConnectFailure
+	EventSSLHandshakeSuccess
+	EventSSLHandshakeFailure
 )
 
 var eventNames = map[EventType]string{
@@ -64,6 +69,11 @@ var eventNames = map[EventType]string{
 	EventAuthenticatorSuccess:    "AuthenticatorSuccess",
 	EventAuthenticatorError:      "AuthenticatorError",
 	EventOfflineMessageDiscarded: "OfflineMessageDiscarded",
+	EventSocketConnectAttempt:    "SocketConnectAttempt",
+	EventSocketConnectSuccess:    "SocketConnectSuccess",
+	EventSocketConnectFailure:    "SocketConnectFailure",
+	EventSSLHandshakeSuccess:     "SSLHandshakeSuccess",
+	EventSSLHandshakeFailure:     "SSLHandshakeFailure",
 }
 
 func (t EventType) String() string {
@@ -89,7 +99,7 @@ type Event struct {
 	Conn     ConnectionInfo
 	Duration time.Duration // time taken (connect success, send success, subscribe success, ping success)
 	Err      error         // reason of a failure
-	Topic    string        // topic or filter(s) of message and subscription events
+	Topic    string        // topic or filter(s); the dialled address for Socket*/SSL* events
 	QoS      QOSLevel
 	Size     int // payload size
 	Attempt  int // connect attempt number since the last connection

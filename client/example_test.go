@@ -118,3 +118,40 @@ func ExampleClient_Subscribe() {
 	// MqttSubscribeSuccess sensors/+/value
 	// sensors/kitchen/value: 42 (qos 1)
 }
+
+// Streams are wildcard-aware and may be opened before Start; Messages is the
+// global stream.
+func ExampleClient_Stream() {
+	_, host, port, stopBroker := exampleBroker()
+	defer stopBroker()
+
+	c, err := client.NewClient(client.WithTCPAddress(host, port), client.WithClientID("streams"))
+	if err != nil {
+		panic(err)
+	}
+	temps := c.Stream("sensors/+/temp", 8)
+	defer temps.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.Start(); err != nil {
+		panic(err)
+	}
+	defer c.Stop()
+	if err := c.AwaitConnection(ctx); err != nil {
+		panic(err)
+	}
+	// Connected, so Subscribe waits for the SUBACK. A nil handler: messages
+	// go to streams only.
+	if err := c.Subscribe(ctx, "sensors/#", nil, client.QOSOne); err != nil {
+		panic(err)
+	}
+	for _, topic := range []string{"sensors/a/humidity", "sensors/b/temp"} {
+		if err := c.Publish(ctx, topic, "21.5", client.QOSOne); err != nil {
+			panic(err)
+		}
+	}
+	m := <-temps.C
+	fmt.Println(m.Topic, string(m.Payload()))
+	// Output:
+	// sensors/b/temp 21.5
+}

@@ -115,6 +115,8 @@ type options struct {
 	dialer    Dialer
 
 	persistDir    string
+	unmatchedTTL  time.Duration
+	unmatchedMax  int
 	offlineSize   int
 	offlinePolicy DropPolicy
 
@@ -188,6 +190,9 @@ func (o *options) validate() error {
 	}
 	if o.connectTimeout <= 0 || o.writeTimeout <= 0 || o.ackTimeout < 0 {
 		errs = append(errs, fmt.Errorf("%w: timeouts must be positive", ErrInvalidOption))
+	}
+	if o.unmatchedTTL < 0 || o.unmatchedMax < 0 || (o.unmatchedTTL > 0) != (o.unmatchedMax > 0) {
+		errs = append(errs, fmt.Errorf("%w: unmatched retention %s for %d messages", ErrInvalidOption, o.unmatchedTTL, o.unmatchedMax))
 	}
 	if o.offlineSize < 0 {
 		errs = append(errs, fmt.Errorf("%w: offline buffer size %d", ErrInvalidOption, o.offlineSize))
@@ -383,4 +388,12 @@ func WithOnConnectionLost(f func(error)) Option {
 // WithOnReconnect is called after every connection but the first.
 func WithOnReconnect(f func(PubSub)) Option {
 	return optionFunc(func(o *options) { o.onReconnect = f })
+}
+
+// WithUnmatchedRetention keeps up to maxMessages received messages that
+// matched no handler and no stream for ttl, and replays them into the first
+// stream opened later whose filter matches (Courier Android keeps them 360 s).
+// Off by default.
+func WithUnmatchedRetention(ttl time.Duration, maxMessages int) Option {
+	return optionFunc(func(o *options) { o.unmatchedTTL, o.unmatchedMax = ttl, maxMessages })
 }

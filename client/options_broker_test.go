@@ -52,10 +52,13 @@ func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
 func TestTLS(t *testing.T) {
 	cert, pool := selfSigned(t)
 	srv := brokertest.Start(t, brokertest.WithoutStore(), brokertest.WithConfig(func(c *broker.Config) {
-		c.Listeners = append(c.Listeners, broker.ListenerConfig{Name: "tls", Type: broker.ListenerTLS, Addr: "127.0.0.1:0",
-			TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}})
+		tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		c.Listeners = append(c.Listeners,
+			broker.ListenerConfig{Name: "tls", Type: broker.ListenerTLS, Addr: "127.0.0.1:0", TLSConfig: tc},
+			broker.ListenerConfig{Name: "wss", Type: broker.ListenerWebSocket, Addr: "127.0.0.1:0", Path: "/mqtt", TLSConfig: tc})
 	}))
 	addr := srv.Broker.Addr("tls")
+	wss := "wss://" + srv.Broker.Addr("wss") + "/mqtt"
 	tests := []struct {
 		name    string
 		opts    []client.Option
@@ -63,6 +66,7 @@ func TestTLS(t *testing.T) {
 	}{
 		{"tls url trusted", []client.Option{client.WithBrokerURL("tls://" + addr), client.WithTLS(&tls.Config{RootCAs: pool})}, false},
 		{"address with WithTLS", []client.Option{client.WithAddress(hostPort(t, addr)), client.WithTLS(&tls.Config{RootCAs: pool})}, false},
+		{"wss url", []client.Option{client.WithBrokerURL(wss), client.WithTLS(&tls.Config{RootCAs: pool})}, false},
 		{"untrusted certificate", []client.Option{client.WithBrokerURL("mqtts://" + addr)}, true},
 	}
 	for _, tt := range tests {
@@ -72,16 +76,22 @@ func TestTLS(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(c.Stop)
+			ev := c.Events(64)
+			defer ev.Close()
 			err = c.Start()
 			if tt.wantErr {
 				var ue x509.UnknownAuthorityError
 				if !errors.As(err, &ue) {
 					t.Fatalf("Start: %v, want an unknown authority error", err)
 				}
+				waitEvent(t, ev, client.EventSSLHandshakeFailure, nil)
 				return
 			}
 			if err != nil {
 				t.Fatal(err)
+			}
+			if !strings.HasPrefix(tt.name, "wss") { // gorilla does the wss handshake itself
+				waitEvent(t, ev, client.EventSSLHandshakeSuccess, nil)
 			}
 			if err := c.Publish(ctxT(t), "tls/t", "secure", client.QOSOne); err != nil {
 				t.Fatal(err)

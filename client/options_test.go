@@ -46,6 +46,8 @@ func TestNewClientValidation(t *testing.T) {
 		{"zero connect timeout", []client.Option{addr, client.WithConnectTimeout(0)}, client.ErrInvalidOption},
 		{"will without topic", []client.Option{addr, client.WithWill(client.Will{})}, client.ErrInvalidOption},
 		{"negative offline buffer", []client.Option{addr, client.WithOfflineBuffer(-1, client.DropOldest)}, client.ErrInvalidOption},
+		{"retention without size", []client.Option{addr, client.WithUnmatchedRetention(time.Minute, 0)}, client.ErrInvalidOption},
+		{"retention", []client.Option{addr, client.WithUnmatchedRetention(360*time.Second, 1000)}, nil},
 		{"token api alone", []client.Option{client.WithTokenAPI(tok)}, nil},
 		{"resolver alone", []client.Option{client.WithResolver(staticResolver{})}, nil},
 	}

@@ -3,6 +3,7 @@ package client
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Stream delivers received messages whose topic matches its filter (wildcards
@@ -30,6 +31,32 @@ func (s *Stream) Close() { s.once.Do(func() { s.set.remove(s) }) }
 type streamSet struct {
 	mu      sync.RWMutex
 	streams map[*Stream]struct{}
+	ttl     time.Duration // unmatched retention, 0 = off
+	max     int
+	pending []pendingMsg // unmatched messages, oldest first
+}
+
+type pendingMsg struct {
+	msg *Message
+	at  time.Time
+}
+
+// keep retains an unmatched message; ss.mu must be held for writing.
+func (ss *streamSet) keep(msg *Message) {
+	ss.prune(time.Now())
+	if len(ss.pending) >= ss.max {
+		ss.pending = ss.pending[1:]
+	}
+	ss.pending = append(ss.pending, pendingMsg{msg: msg, at: time.Now()})
+}
+
+// prune drops expired retained messages; ss.mu must be held for writing.
+func (ss *streamSet) prune(now time.Time) {
+	i := 0
+	for i < len(ss.pending) && now.Sub(ss.pending[i].at) > ss.ttl {
+		i++
+	}
+	ss.pending = ss.pending[i:]
 }
 
 func (ss *streamSet) add(filter string, buffer int) *Stream {
@@ -39,11 +66,29 @@ func (ss *streamSet) add(filter string, buffer int) *Stream {
 	c := make(chan *Message, buffer)
 	s := &Stream{C: c, c: c, filter: filter, set: ss}
 	ss.mu.Lock()
+	defer ss.mu.Unlock()
 	if ss.streams == nil {
 		ss.streams = map[*Stream]struct{}{}
 	}
 	ss.streams[s] = struct{}{}
-	ss.mu.Unlock()
+	if len(ss.pending) > 0 {
+		// Replay retained unmatched messages, in order, before anything newer.
+		ss.prune(time.Now())
+		kept := ss.pending[:0]
+		for _, p := range ss.pending {
+			if !MatchTopic(filter, p.msg.Topic) {
+				kept = append(kept, p)
+				continue
+			}
+			select {
+			case s.c <- p.msg:
+			default:
+				s.dropped.Add(1)
+			}
+		}
+		clear(ss.pending[len(kept):])
+		ss.pending = kept
+	}
 	return s
 }
 
@@ -56,9 +101,16 @@ func (ss *streamSet) remove(s *Stream) {
 	}
 }
 
-func (ss *streamSet) deliver(msg *Message) bool {
-	ss.mu.RLock()
-	defer ss.mu.RUnlock()
+// deliver hands msg to every matching stream; with retention on, a message
+// no stream (and, per handled, no handler) took is kept.
+func (ss *streamSet) deliver(msg *Message, handled bool) bool {
+	if ss.ttl > 0 {
+		ss.mu.Lock()
+		defer ss.mu.Unlock()
+	} else {
+		ss.mu.RLock()
+		defer ss.mu.RUnlock()
+	}
 	matched := false
 	for s := range ss.streams {
 		if !MatchTopic(s.filter, msg.Topic) {
@@ -70,6 +122,9 @@ func (ss *streamSet) deliver(msg *Message) bool {
 		default:
 			s.dropped.Add(1)
 		}
+	}
+	if !matched && !handled && ss.ttl > 0 {
+		ss.keep(msg)
 	}
 	return matched
 }

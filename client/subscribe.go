@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/eclipse/paho.golang/autopaho"
@@ -19,6 +20,9 @@ type subscription struct {
 	qos     QOSLevel
 	noLocal bool
 	handler MessageHandler
+	// sentOn is the connection generation this subscription was last sent on,
+	// so the resubscribe after a connect skips what Subscribe already sent.
+	sentOn atomic.Uint64
 }
 
 // subStore is the client's subscription store: every reconnect resubscribes
@@ -143,10 +147,18 @@ func (c *Client) subscribeAll(ctx context.Context, subs []*subscription) error {
 		if s.filter == "" || s.qos > QOSTwo {
 			return fmt.Errorf("%w: subscription %q qos %d", ErrInvalidOption, s.filter, s.qos)
 		}
-		c.subs.put(s)
 	}
 	in := c.current()
-	if in == nil || !c.connected.Load() {
+	connected := in != nil && c.connected.Load()
+	gen := c.connGen.Load()
+	for _, s := range subs {
+		if connected {
+			// Sent below on this connection: the resubscribe must not send it too.
+			s.sentOn.Store(gen)
+		}
+		c.subs.put(s)
+	}
+	if !connected {
 		return nil
 	}
 	if _, ok := ctx.Deadline(); !ok {
@@ -212,7 +224,14 @@ func (c *Client) sendSubscribe(ctx context.Context, in *instance, subs []*subscr
 }
 
 func (c *Client) resubscribe(in *instance) {
-	subs := c.subs.all()
+	gen := c.connGen.Load()
+	var subs []*subscription
+	for _, s := range c.subs.all() {
+		// Claim it for this connection; a concurrent Subscribe may have sent it already.
+		if old := s.sentOn.Load(); old != gen && s.sentOn.CompareAndSwap(old, gen) {
+			subs = append(subs, s)
+		}
+	}
 	const batch = 64
 	for len(subs) > 0 {
 		n := min(batch, len(subs))
@@ -309,7 +328,7 @@ func (c *Client) route(ctx context.Context, ps PubSub, msg *Message) {
 			c.callHandler(ctx, ps, s.handler, msg)
 		}
 	}
-	if c.streams.deliver(msg) {
+	if c.streams.deliver(msg, matched) {
 		matched = true
 	}
 	if !matched {

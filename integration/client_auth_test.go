@@ -22,41 +22,41 @@ import (
 	"github.com/courier-mqtt/courier/client"
 )
 
-// passwordHook accepts one password and refuses writes to
+// clientPasswordHook accepts one password and refuses writes to
 // topics under "denied/".
-type passwordHook struct {
+type clientPasswordHook struct {
 	mqtt.HookBase
 	mu       sync.Mutex
 	password string
 }
 
-func (h *passwordHook) ID() string { return "test-password" }
+func (h *clientPasswordHook) ID() string { return "test-password" }
 
-func (h *passwordHook) Provides(b byte) bool {
+func (h *clientPasswordHook) Provides(b byte) bool {
 	return b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck
 }
 
-func (h *passwordHook) OnConnectAuthenticate(_ *mqtt.Client, pk packets.Packet) bool {
+func (h *clientPasswordHook) OnConnectAuthenticate(_ *mqtt.Client, pk packets.Packet) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return bytes.Equal(pk.Connect.Password, []byte(h.password))
 }
 
-func (h *passwordHook) OnACLCheck(_ *mqtt.Client, topic string, write bool) bool {
+func (h *clientPasswordHook) OnACLCheck(_ *mqtt.Client, topic string, write bool) bool {
 	if strings.HasPrefix(topic, "secret/") {
 		return false
 	}
 	return !write || !strings.HasPrefix(topic, "denied/")
 }
 
-func startAuthBroker(t *testing.T, password string) (*brokertest.Server, *passwordHook) {
+func startClientAuthBroker(t *testing.T, password string) (*brokertest.Server, *clientPasswordHook) {
 	t.Helper()
-	h := &passwordHook{password: password}
+	h := &clientPasswordHook{password: password}
 	srv := brokertest.Start(t, brokertest.WithoutStore(), brokertest.WithOptions(broker.WithAuthHook(h, nil)))
 	return srv, h
 }
 
-func splitAddr(t *testing.T, addr string) (string, uint16) {
+func clientSplitAddr(t *testing.T, addr string) (string, uint16) {
 	t.Helper()
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -66,7 +66,7 @@ func splitAddr(t *testing.T, addr string) (string, uint16) {
 	return host, uint16(p)
 }
 
-func waitEvent(t *testing.T, s *client.EventStream, typ client.EventType) client.Event {
+func clientWaitEvent(t *testing.T, s *client.EventStream, typ client.EventType) client.Event {
 	t.Helper()
 	deadline := time.After(10 * time.Second)
 	for {
@@ -82,8 +82,8 @@ func waitEvent(t *testing.T, s *client.EventStream, typ client.EventType) client
 }
 
 func TestClientRefreshesTokenWhenBrokerRejectsIt(t *testing.T) {
-	srv, _ := startAuthBroker(t, "good-1")
-	host, port := splitAddr(t, srv.TCPAddr)
+	srv, _ := startClientAuthBroker(t, "good-1")
+	host, port := clientSplitAddr(t, srv.TCPAddr)
 	var fetches atomic.Int64
 	tokenSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// Token 1 is stale by the time it is used; token 2 works.
@@ -109,25 +109,25 @@ func TestClientRefreshesTokenWhenBrokerRejectsIt(t *testing.T) {
 	if err := c.Start(); err != nil {
 		t.Fatal(err)
 	}
-	fail := waitEvent(t, ev, client.EventConnectFailure)
+	fail := clientWaitEvent(t, ev, client.EventConnectFailure)
 	if !errors.Is(fail.Err, client.ErrBadCredentials) {
 		t.Fatalf("connect failure %v, want ErrBadCredentials (0x86)", fail.Err)
 	}
-	waitEvent(t, ev, client.EventConnectSuccess)
+	clientWaitEvent(t, ev, client.EventConnectSuccess)
 	if n := fetches.Load(); n != 2 {
 		t.Fatalf("%d token fetches, want 2 (initial + forced refresh)", n)
 	}
 	// Cached credentials are reused on a plain reconnect.
 	srv.Restart(t)
-	waitEvent(t, ev, client.EventReconnect)
+	clientWaitEvent(t, ev, client.EventReconnect)
 	if n := fetches.Load(); n != 2 {
 		t.Fatalf("reconnect refetched the token: %d fetches", n)
 	}
 }
 
 func TestClientRefusalsAreTypedErrors(t *testing.T) {
-	srv, _ := startAuthBroker(t, "pw")
-	host, port := splitAddr(t, srv.TCPAddr)
+	srv, _ := startClientAuthBroker(t, "pw")
+	host, port := clientSplitAddr(t, srv.TCPAddr)
 	c, err := client.NewClient(client.WithAddress(host, port), client.WithUsername("u"), client.WithPassword("pw"))
 	if err != nil {
 		t.Fatal(err)
@@ -166,8 +166,8 @@ func TestClientRefusalsAreTypedErrors(t *testing.T) {
 }
 
 func TestClientWrongPasswordWithoutReconnectFailsStart(t *testing.T) {
-	srv, _ := startAuthBroker(t, "pw")
-	host, port := splitAddr(t, srv.TCPAddr)
+	srv, _ := startClientAuthBroker(t, "pw")
+	host, port := clientSplitAddr(t, srv.TCPAddr)
 	c, err := client.NewClient(client.WithAddress(host, port), client.WithPassword("wrong"), client.WithAutoReconnect(false))
 	if err != nil {
 		t.Fatal(err)

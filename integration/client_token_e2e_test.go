@@ -14,15 +14,15 @@ import (
 	"github.com/courier-mqtt/courier/client"
 )
 
-// tokenStack is the real token API (auth.TokenAPI over httptest) in front of a
+// clientTokenStack is the real token API (auth.TokenAPI over httptest) in front of a
 // broker that verifies its tokens.
-type tokenStack struct {
+type clientTokenStack struct {
 	srv    *brokertest.Server
 	api    *httptest.Server
 	apiKey string
 }
 
-func startTokenStack(t *testing.T) *tokenStack {
+func startClientTokenStack(t *testing.T) *clientTokenStack {
 	t.Helper()
 	key, err := auth.GenerateEd25519Key("k1")
 	if err != nil {
@@ -34,7 +34,7 @@ func startTokenStack(t *testing.T) *tokenStack {
 	}
 	srv := brokertest.Start(t, brokertest.WithoutStore(),
 		brokertest.WithOptions(broker.WithTokenVerifier(auth.NewVerifier(keys, auth.VerifierOptions{}))))
-	host, port := splitAddr(t, srv.TCPAddr)
+	host, port := clientSplitAddr(t, srv.TCPAddr)
 	issuer, err := auth.NewIssuer(auth.IssuerOptions{Keys: keys, Host: host, Port: int(port)})
 	if err != nil {
 		t.Fatal(err)
@@ -60,11 +60,11 @@ func startTokenStack(t *testing.T) *tokenStack {
 	}
 	hs := httptest.NewServer(api)
 	t.Cleanup(hs.Close)
-	return &tokenStack{srv: srv, api: hs, apiKey: apiKey}
+	return &clientTokenStack{srv: srv, api: hs, apiKey: apiKey}
 }
 
 func TestClientWithRealTokenAPI(t *testing.T) {
-	st := startTokenStack(t)
+	st := startClientTokenStack(t)
 	tok, err := client.NewTokenAPI(st.api.URL+auth.TokenPath+"?clientId=app-phone",
 		client.WithTokenHeader(http.Header{"Authorization": {"Bearer " + st.apiKey}}))
 	if err != nil {
@@ -107,7 +107,7 @@ func TestClientWithRealTokenAPI(t *testing.T) {
 }
 
 func TestClientTokenAPIWrongKeyIsNotRetried(t *testing.T) {
-	st := startTokenStack(t)
+	st := startClientTokenStack(t)
 	tok, err := client.NewTokenAPI(st.api.URL+auth.TokenPath,
 		client.WithTokenHeader(http.Header{"Authorization": {"Bearer wrong"}}),
 		client.WithTokenRetry(3, time.Millisecond, 5*time.Millisecond))

@@ -75,7 +75,7 @@ func gaugeValues(t *testing.T, r *sdkmetric.ManualReader) map[string]int64 {
 
 func TestTracesMetricsAndConnectedGauge(t *testing.T) {
 	srv := brokertest.Start(t, brokertest.WithoutStore())
-	spans := tracetest.NewSpanRecorder()
+	spans := &notifyingRecorder{SpanRecorder: tracetest.NewSpanRecorder(), ended: make(chan string, 64)}
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans))
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
 	reader := sdkmetric.NewManualReader()
@@ -108,6 +108,14 @@ func TestTracesMetricsAndConnectedGauge(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no message")
 	}
+	// The Receive span ends when the handler has returned.
+	for name := ""; name != "Receive"; {
+		select {
+		case name = <-spans.ended:
+		case <-time.After(10 * time.Second):
+			t.Fatal("receive span never ended")
+		}
+	}
 	if err := pub.Publish(ctx, "", "no topic", client.QOSOne); err == nil {
 		t.Fatal("publish with empty topic succeeded")
 	}
@@ -137,5 +145,19 @@ func TestTracesMetricsAndConnectedGauge(t *testing.T) {
 	v = gaugeValues(t, reader)
 	if v["courier.client.connected/otel-pub"] != 1 || v["courier.client.connected/otel-sub"] != 0 {
 		t.Fatalf("gauge after one client stopped %v", v)
+	}
+}
+
+// notifyingRecorder records spans and reports each ended span's name.
+type notifyingRecorder struct {
+	*tracetest.SpanRecorder
+	ended chan string
+}
+
+func (r *notifyingRecorder) OnEnd(s sdktrace.ReadOnlySpan) {
+	r.SpanRecorder.OnEnd(s)
+	select {
+	case r.ended <- s.Name():
+	default:
 	}
 }
