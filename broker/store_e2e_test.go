@@ -11,6 +11,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net"
+	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/courier-mqtt/courier/broker"
 	"github.com/courier-mqtt/courier/broker/brokertest"
+	"github.com/dgraph-io/badger/v4"
 	"github.com/eclipse/paho.golang/paho"
 	mqtt3 "github.com/eclipse/paho.mqtt.golang"
 )
@@ -155,6 +157,9 @@ func TestStoreQueuedInOrderV5(t *testing.T) {
 	for i, p := range want {
 		pub.publish(t, &paho.Publish{Topic: "order/a", QoS: byte(1 + i%2), Payload: []byte(p)})
 	}
+	// mochi acks before it fans out; a second round trip on the same
+	// connection guarantees the last fan-out is done before the reconnect.
+	pub.publish(t, &paho.Publish{Topic: "barrier", QoS: 1})
 	sub, ack := stDialV5(t, srv.TCPAddr, "order-sub", false, 600)
 	if !ack.SessionPresent {
 		t.Fatal("session not present")
@@ -505,4 +510,40 @@ func TestStoreSharedSubscriptions(t *testing.T) {
 		t.Fatal("offline member's session lost")
 	}
 	off.none(t, 300*time.Millisecond)
+}
+
+// Item 6: a corrupt record is set aside and the broker still starts and
+// serves everything else.
+func TestStoreCorruptRecordDoesNotStopTheBroker(t *testing.T) {
+	srv := brokertest.Start(t)
+	good, _ := stDialV5(t, srv.TCPAddr, "good", false, 600)
+	good.subscribe(t, "good/#", 1)
+	good.disconnect()
+	pub, _ := stDialV5(t, srv.TCPAddr, "good-pub", true, 0)
+	pub.publish(t, &paho.Publish{Topic: "good/t", QoS: 1, Payload: []byte("kept")})
+	pub.disconnect()
+	srv.Stop(t)
+
+	// Damage the store underneath: a session record that does not decode.
+	db, err := badger.Open(badger.DefaultOptions(filepath.Join(srv.DataDir, "db")).WithLogger(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(txn *badger.Txn) error {
+		return txn.Set([]byte("S\x03bad"), []byte{1, 'S', 0xff, 0xff})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	srv.Restart(t)
+	good, ack := stDialV5(t, srv.TCPAddr, "good", false, 600)
+	if !ack.SessionPresent {
+		t.Fatal("good session lost beside a corrupt record")
+	}
+	if m := good.receive(t, 1)[0]; string(m.Payload) != "kept" {
+		t.Fatalf("got %q", m.Payload)
+	}
 }

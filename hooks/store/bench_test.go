@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -135,14 +134,6 @@ func BenchmarkStoreBytesPerQueuedMessage(b *testing.B) {
 		b.Fatalf("%d records for %d messages", count, n)
 	}
 	b.ReportMetric(float64(total)/float64(count), "stored-B/msg")
-}
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func dirSize(tb testing.TB, dir string) int64 {

@@ -15,8 +15,17 @@ import (
 // message the publisher saw acknowledged must reach the persistent
 // subscriber after a restart.
 func TestAcknowledgedMessagesSurviveCrash(t *testing.T) {
+	for _, sync := range []bool{false, true} {
+		t.Run(map[bool]string{false: "page cache", true: "fsync"}[sync], func(t *testing.T) {
+			testCrash(t, sync)
+		})
+	}
+}
+
+func testCrash(t *testing.T, syncWrites bool) {
 	dir := t.TempDir()
-	b := startBroker(t, dir)
+	withSync := func(c *brokerCfg) { c.opts.SyncWrites = syncWrites }
+	b := startBroker(t, dir, withSync)
 	sub, _ := dial(t, b.addr, "sub", connOpt{expiry: 300})
 	sub.subscribe(1, packets.Subscription{Filter: "crash/#", Qos: 1})
 	sub.disconnect()
@@ -52,7 +61,7 @@ func TestAcknowledgedMessagesSurviveCrash(t *testing.T) {
 	}
 	t.Logf("%d of %d messages acknowledged before the crash", len(acked), n)
 
-	b = startBroker(t, dir)
+	b = startBroker(t, dir, withSync)
 	if cl, ok := b.srv.Clients.Get("sub"); ok {
 		t.Logf("restored inflight %d", cl.State.Inflight.Len())
 	}
@@ -84,5 +93,25 @@ func TestAcknowledgedMessagesSurviveCrash(t *testing.T) {
 			missing--
 		}
 		got[uint16(id)] = true
+	}
+}
+
+// The store caches subscriber sets for its write-ahead; a subscription made
+// after a topic was published to must still be written ahead.
+func TestWriteAheadSeesNewSubscriptions(t *testing.T) {
+	dir := t.TempDir()
+	b := startBroker(t, dir)
+	pub, _ := dial(t, b.addr, "pub", connOpt{clean: true})
+	pub.publish(1, "late/t", 1, []byte("nobody listens"))
+	sub, _ := dial(t, b.addr, "late-sub", connOpt{expiry: 300})
+	sub.subscribe(1, packets.Subscription{Filter: "late/#", Qos: 1})
+	sub.disconnect()
+	pub.publish(2, "late/t", 1, []byte("queued"))
+	b.crash(t)
+
+	b = startBroker(t, dir)
+	sub, _ = dial(t, b.addr, "late-sub", connOpt{expiry: 300})
+	if got := sub.receive(1); got[0] != "queued" {
+		t.Fatalf("got %v", got)
 	}
 }

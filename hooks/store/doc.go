@@ -10,9 +10,10 @@
 //     client id or topic contains.
 //   - Fixes (NewFixes) repairs mochi core behaviour: publish order of resent
 //     messages, expired sessions left in the topic index, QoS 2 DUP resends
-//     answered 0x91, shared subscriptions delivered to offline members and
-//     expired retained messages delivered on subscribe. The broker registers
-//     it whether or not the store is on.
+//     answered 0x91, outbound flows erased by an inbound packet id, shared
+//     subscriptions delivered to offline members and expired retained
+//     messages delivered on subscribe. The broker registers it whether or
+//     not the store is on.
 //
 // Usage sketch:
 //
@@ -34,16 +35,19 @@
 // OnPublish it computes the persistent subscribers of a QoS 1/2 message
 // (taking the shared-subscription choice from Fixes) and queues one record
 // per subscriber. Queuing appends the writes to the store's own write-ahead
-// log (dir/wal) with one write(2) on the publisher's goroutine, before mochi
-// encodes the acknowledgement; a committer goroutine applies the log to
-// Badger (dir/db) in batches (group commit) and deletes log segments once
-// applied. Open replays what a crash left in the log.
+// log (dir/wal) on the publisher's goroutine, before mochi encodes the
+// acknowledgement: the log's segments are preallocated and memory-mapped, so
+// an append is a copy (one write(2) where mmap is unavailable). A committer
+// goroutine applies the log to Badger (dir/db) in batches (group commit,
+// lingering 2 ms so that records created and acknowledged within the window
+// never reach Badger) and deletes segments once applied. Open replays what a
+// crash left in the log, up to the first torn record.
 //
 // With Options.SyncWrites false (the default) an acknowledged message
-// survives a process crash (it is in the kernel's page cache) but not a
-// power loss, and acknowledgements never wait. With SyncWrites true the
-// committer fsyncs the log before releasing the acknowledgements that depend
-// on it (PUBACK, PUBREC, SUBACK, UNSUBACK, a first QoS 2 PUBLISH to a
+// survives a process crash (the mapped pages belong to the kernel's page
+// cache) but not a power loss, and acknowledgements never wait. With
+// SyncWrites true the committer fsyncs the log before releasing the
+// acknowledgements that depend on it (PUBACK, PUBREC, SUBACK, UNSUBACK, a first QoS 2 PUBLISH to a
 // persistent subscriber), so a power loss loses nothing acknowledged either,
 // at the price of one fsync per group.
 //

@@ -95,7 +95,7 @@ func TestSessionExpiryHoldsAcrossRestart(t *testing.T) {
 	if keys, _ := b.st.keysWithPrefix(clientPrefix(kindSub, "short")); len(keys) != 0 {
 		t.Fatal("expired session's subscription still stored")
 	}
-	c, ack := dial(t, b.addr, "short", connOpt{expiry: 2})
+	_, ack := dial(t, b.addr, "short", connOpt{expiry: 2})
 	if ack.SessionPresent {
 		t.Fatal("expired session present after restart")
 	}

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bytes"
 	"io"
 	"log/slog"
 	"sort"
@@ -32,6 +31,13 @@ import (
 //     random and possibly offline. Fixes delivers round-robin over the
 //     connected members, and to an offline member only when none is
 //     connected.
+//   - Packet id namespaces: mochi keeps a client's inbound and outbound QoS
+//     flows in one map keyed by packet id, and an inbound QoS 1/2 PUBLISH
+//     deletes the outbound message that has the same id (a misreading of
+//     [MQTT-4.3.2-5]), so the client's later PUBACK for it is ignored and the
+//     message is never completed (a storage hook keeps it forever). Fixes
+//     puts an erased outbound QoS 1 entry back once the inbound QoS 1
+//     publish is processed.
 //   - Expired retained messages: mochi expires them on a 1 s tick and
 //     delivers them to subscribers in between. Fixes removes expired retained
 //     messages matching a SUBSCRIBE before mochi delivers retained messages.
@@ -50,6 +56,7 @@ type Fixes struct {
 	inQoS1            map[string]uint16
 	rr                map[string]uint64                          // shared group filter -> deliveries so far
 	chosen            map[uint64]map[string]packets.Subscription // store seq -> shared choice
+	shadowed          map[*mqtt.Client]packets.Packet            // outbound inflight entry an inbound PUBLISH's id would erase
 	onRetainedExpired func(topic string)
 }
 
@@ -78,13 +85,14 @@ func WithFixesClock(now func() time.Time) FixesOption {
 // server.AddHook(f, nil) before any storage hook.
 func NewFixes(server *mqtt.Server, opts ...FixesOption) *Fixes {
 	f := &Fixes{
-		server: server,
-		log:    slog.New(slog.NewTextHandler(io.Discard, nil)),
-		now:    time.Now,
-		order:  map[string]map[uint16]uint64{},
-		inQoS1: map[string]uint16{},
-		rr:     map[string]uint64{},
-		chosen: map[uint64]map[string]packets.Subscription{},
+		server:   server,
+		log:      slog.New(slog.NewTextHandler(io.Discard, nil)),
+		now:      time.Now,
+		order:    map[string]map[uint16]uint64{},
+		inQoS1:   map[string]uint16{},
+		rr:       map[string]uint64{},
+		chosen:   map[uint64]map[string]packets.Subscription{},
+		shadowed: map[*mqtt.Client]packets.Packet{},
 	}
 	for _, o := range opts {
 		o(f)
@@ -97,9 +105,14 @@ func NewFixes(server *mqtt.Server, opts ...FixesOption) *Fixes {
 func (f *Fixes) ID() string { return "courier-fixes" }
 
 // Provides reports the events the fixes handle.
-func (f *Fixes) Provides(b byte) bool {
-	return bytes.Contains([]byte{
+func (f *Fixes) Provides(b byte) bool { return fixesProvides[b] }
+
+// fixesProvides is the set of mochi events the hook handles, as a lookup table:
+// mochi asks every hook before every event.
+var fixesProvides = func() (t [256]bool) {
+	for _, b := range []byte{
 		mqtt.OnPacketRead,
+		mqtt.OnPacketProcessed,
 		mqtt.OnPacketSent,
 		mqtt.OnSelectSubscribers,
 		mqtt.OnSubscribe,
@@ -108,8 +121,11 @@ func (f *Fixes) Provides(b byte) bool {
 		mqtt.OnQosDropped,
 		mqtt.OnDisconnect,
 		mqtt.OnClientExpired,
-	}, []byte{b})
-}
+	} {
+		t[b] = true
+	}
+	return t
+}()
 
 func (f *Fixes) setRetainedExpired(fn func(string)) {
 	f.mu.Lock()
@@ -122,11 +138,22 @@ func (f *Fixes) setRetainedExpired(fn func(string)) {
 // so it is neither delivered twice nor answered 0x91 [MQTT-4.3.3-10].
 // (Rejecting the packet here would make mochi drop the connection.)
 func (f *Fixes) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
-	if pk.FixedHeader.Type != packets.Publish || pk.FixedHeader.Qos != 2 || cl.Net.Inline {
+	if pk.FixedHeader.Type != packets.Publish || pk.FixedHeader.Qos == 0 || cl.Net.Inline {
 		return pk, nil
 	}
 	inf, ok := cl.State.Inflight.Get(pk.PacketID)
-	if !ok || inf.FixedHeader.Type != packets.Pubrec {
+	if !ok {
+		return pk, nil
+	}
+	if inf.FixedHeader.Type == packets.Publish || inf.FixedHeader.Type == packets.Pubrel {
+		// An outbound flow with the same id: mochi's processPublish will
+		// erase it. Keep it to put back in OnPacketProcessed.
+		f.mu.Lock()
+		f.shadowed[cl] = inf
+		f.mu.Unlock()
+		return pk, nil
+	}
+	if pk.FixedHeader.Qos != 2 || inf.FixedHeader.Type != packets.Pubrec {
 		return pk, nil
 	}
 	ack := packets.Packet{
@@ -143,6 +170,29 @@ func (f *Fixes) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet
 	pk.PacketID = 0
 	pk.Ignore = true
 	return pk, nil
+}
+
+// OnPacketProcessed puts back an outbound inflight entry that mochi erased
+// while processing an inbound PUBLISH with the same packet id. An inbound
+// QoS 2 flow now holds that id until PUBREL, so only QoS 1 can be repaired.
+func (f *Fixes) OnPacketProcessed(cl *mqtt.Client, pk packets.Packet, _ error) {
+	if pk.FixedHeader.Type != packets.Publish {
+		return
+	}
+	f.mu.Lock()
+	inf, ok := f.shadowed[cl]
+	delete(f.shadowed, cl)
+	f.mu.Unlock()
+	if !ok {
+		return
+	}
+	if cur, taken := cl.State.Inflight.Get(inf.PacketID); taken {
+		if cur.FixedHeader.Type == packets.Pubrec {
+			f.log.Warn("outbound message lost to an inbound QoS 2 packet id", "client_id", cl.ID)
+		}
+		return // still there (mochi refused the publish) or lost to QoS 2
+	}
+	cl.State.Inflight.Set(inf)
 }
 
 // OnPacketSent restamps a resumed session's inflight messages in publish
@@ -210,10 +260,8 @@ func (f *Fixes) OnQosPublish(cl *mqtt.Client, pk packets.Packet, _ int64, _ int)
 			m = map[uint16]uint64{}
 			f.order[cl.ID] = m
 		}
-		if _, ok := m[pk.PacketID]; !ok {
-			f.ordinal++
-			m[pk.PacketID] = f.ordinal
-		}
+		f.ordinal++ // a new message: any ordinal left under this id is stale
+		m[pk.PacketID] = f.ordinal
 	}
 }
 
@@ -233,8 +281,12 @@ func (f *Fixes) OnQosComplete(cl *mqtt.Client, pk packets.Packet) {
 	f.forgetID(cl.ID, pk.PacketID)
 }
 
-// OnQosDropped forgets a dropped outbound message.
+// OnQosDropped forgets a dropped outbound message (not for a taken-over
+// client, whose messages mochi has just moved to the new connection).
 func (f *Fixes) OnQosDropped(cl *mqtt.Client, pk packets.Packet) {
+	if cl.IsTakenOver() {
+		return
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.forgetID(cl.ID, pk.PacketID)

@@ -46,16 +46,44 @@ type expiryWatcher struct {
 	expired      chan string
 	disconnected chan string
 	completed    chan string
+	queued       chan string
 }
 
 func newExpiryWatcher() *expiryWatcher {
-	return &expiryWatcher{expired: make(chan string, 16), disconnected: make(chan string, 64), completed: make(chan string, 1<<14)}
+	return &expiryWatcher{expired: make(chan string, 16), disconnected: make(chan string, 64), completed: make(chan string, 1<<14), queued: make(chan string, 1<<14)}
 }
 
 func (w *expiryWatcher) ID() string { return "test-expiry-watcher" }
 
 func (w *expiryWatcher) Provides(b byte) bool {
-	return b == mqtt.OnClientExpired || b == mqtt.OnDisconnect || b == mqtt.OnQosComplete
+	return b == mqtt.OnClientExpired || b == mqtt.OnDisconnect || b == mqtt.OnQosComplete || b == mqtt.OnQosPublish
+}
+
+// OnQosPublish reports QoS 1/2 messages handed to a client (or its queue).
+func (w *expiryWatcher) OnQosPublish(cl *mqtt.Client, pk packets.Packet, _ int64, _ int) {
+	if pk.FixedHeader.Type != packets.Publish || pk.FixedHeader.Dup {
+		return
+	}
+	select {
+	case w.queued <- cl.ID:
+	default:
+	}
+}
+
+// waitQueued waits until a QoS 1/2 message has been handed to id.
+func (w *expiryWatcher) waitQueued(t testing.TB, id string) {
+	t.Helper()
+	deadline := time.After(waitFor)
+	for {
+		select {
+		case got := <-w.queued:
+			if got == id {
+				return
+			}
+		case <-deadline:
+			t.Fatalf("no message handed to %s", id)
+		}
+	}
 }
 
 // OnQosComplete reports outbound flows a client has finished.
@@ -217,11 +245,10 @@ type rawClient struct {
 }
 
 type connOpt struct {
-	ver     byte
-	clean   bool
-	expiry  uint32
-	noAck   bool
-	keepRaw bool
+	ver    byte
+	clean  bool
+	expiry uint32
+	noAck  bool
 }
 
 func dial(t testing.TB, addr, id string, o connOpt) (*rawClient, packets.Packet) {

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bytes"
 	"fmt"
 	"sort"
 
@@ -14,8 +13,12 @@ func (st *Store) ID() string { return "courier-store" }
 
 // Provides reports the mochi events the store handles. It does not provide
 // OnSysInfoTick or StoredSysInfo: no $SYS writes every second.
-func (st *Store) Provides(b byte) bool {
-	return bytes.Contains([]byte{
+func (st *Store) Provides(b byte) bool { return storeProvides[b] }
+
+// storeProvides is the set of mochi events the hook handles, as a lookup table:
+// mochi asks every hook before every event.
+var storeProvides = func() (t [256]bool) {
+	for _, b := range []byte{
 		mqtt.OnSessionEstablish,
 		mqtt.OnSessionEstablished,
 		mqtt.OnDisconnect,
@@ -35,8 +38,11 @@ func (st *Store) Provides(b byte) bool {
 		mqtt.StoredSubscriptions,
 		mqtt.StoredInflightMessages,
 		mqtt.StoredRetainedMessages,
-	}, []byte{b})
-}
+	} {
+		t[b] = true
+	}
+	return t
+}()
 
 // Init takes a Config (or *Config) naming the server the store serves.
 func (st *Store) Init(config any) error {
@@ -99,8 +105,7 @@ func (st *Store) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 	if !pk.Connect.Clean {
 		return
 	}
-	st.forgetClient(cl.ID)
-	st.enqueue(deleteClientOps(cl.ID, false)...)
+	st.wipeClient(cl.ID)
 }
 
 // OnSessionEstablished records a persistent session.
@@ -108,6 +113,9 @@ func (st *Store) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 	if !persistent(cl) {
 		return
 	}
+	st.idx.Lock()
+	st.known[cl.ID] = true
+	st.idx.Unlock()
 	st.putSession(cl, 0)
 }
 
@@ -153,8 +161,7 @@ func (st *Store) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
 		return
 	}
 	if expire {
-		st.forgetClient(cl.ID)
-		st.enqueue(deleteClientOps(cl.ID, false)...)
+		st.wipeClient(cl.ID)
 		return
 	}
 	if persistent(cl) {
@@ -164,12 +171,13 @@ func (st *Store) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
 
 // OnClientExpired removes everything stored for an expired session.
 func (st *Store) OnClientExpired(cl *mqtt.Client) {
-	st.forgetClient(cl.ID)
-	st.enqueue(deleteClientOps(cl.ID, false)...)
+	st.subscriptionsChanged()
+	st.wipeClient(cl.ID)
 }
 
 // OnSubscribed stores the granted subscriptions of a persistent session.
 func (st *Store) OnSubscribed(cl *mqtt.Client, pk packets.Packet, codes []byte) {
+	st.subscriptionsChanged()
 	if !persistent(cl) {
 		return
 	}
@@ -188,6 +196,7 @@ func (st *Store) OnSubscribed(cl *mqtt.Client, pk packets.Packet, codes []byte) 
 
 // OnUnsubscribed removes subscriptions of a persistent session.
 func (st *Store) OnUnsubscribed(cl *mqtt.Client, pk packets.Packet) {
+	st.subscriptionsChanged()
 	if !persistent(cl) {
 		return
 	}
@@ -207,7 +216,7 @@ func (st *Store) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, 
 	if pk.Ignore || pk.FixedHeader.Qos == 0 || st.server == nil {
 		return pk, nil
 	}
-	subs := st.server.Topics.Subscribers(pk.TopicName)
+	subs := st.subscribers(pk.TopicName)
 	if len(subs.Subscriptions) == 0 && len(subs.Shared) == 0 {
 		return pk, nil
 	}
@@ -368,143 +377,26 @@ func (st *Store) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Pack
 	return pk
 }
 
-// OnQosPublish records outbound messages handed to a client (or updates the
-// write-ahead record with its packet id) and inbound QoS 2 messages awaiting
-// PUBREL.
-func (st *Store) OnQosPublish(cl *mqtt.Client, pk packets.Packet, _ int64, _ int) {
-	cid, pid := cl.ID, pk.PacketID
-	switch pk.FixedHeader.Type {
-	case packets.Puback: // inbound QoS 1: mochi sets and deletes at once; nothing to store
-		st.idx.Lock()
-		st.inQoS1[cid] = pid
-		st.idx.Unlock()
-	case packets.Pubrec: // inbound QoS 2
-		if !persistent(cl) {
-			return
-		}
-		st.idx.Lock()
-		m := st.inbound[cid]
-		if m == nil {
-			m = map[uint16]bool{}
-			st.inbound[cid] = m
-		}
-		seen := m[pid]
-		m[pid] = true
-		st.idx.Unlock()
-		if seen {
-			return
-		}
-		r := msgRec{Stage: stagePubrec, Qos: 2, PacketID: pid, Created: pk.Created, Expiry: pk.Expiry}
-		st.enqueueFor(cl, op{kind: opSet, key: inboundKey(cid, pid), val: r.encode(kindInbound)})
-	case packets.Publish:
-		st.qosPublish(cl, pk)
-	}
-}
-
-func (st *Store) qosPublish(cl *mqtt.Client, pk packets.Packet) {
-	cid, pid := cl.ID, pk.PacketID
-	tag, tagged := packetTag(pk)
-	st.idx.Lock()
-	if _, resend := st.out[cid][pid]; resend {
-		st.idx.Unlock()
-		return
-	}
-	var seq uint64
-	written := false
-	if tagged {
-		if fan := st.fanouts[tag]; fan != nil {
-			if _, ok := fan.targets[cid]; ok {
-				fan.targets[cid] = true
-				seq, written = tag, true
-			}
-		}
-	}
-	if !written && !persistent(cl) {
-		st.idx.Unlock()
-		return
-	}
-	if !written {
-		seq = st.seq.Add(1)
-	}
-	m := st.out[cid]
-	if m == nil {
-		m = map[uint16]uint64{}
-		st.out[cid] = m
-	}
-	m[pid] = seq
-	st.idx.Unlock()
-	if written && pk.FixedHeader.Qos < 2 {
-		return // QoS 1: the write-ahead record needs no packet id
-	}
-	r := msgFromPacket(stagePublish, pk)
-	r.Dup = false
-	st.enqueueFor(cl, op{kind: opSet, key: outboundKey(cid, seq), val: r.encode(kindOutbound), create: !written})
-}
-
-// OnQosComplete removes a finished flow.
-func (st *Store) OnQosComplete(cl *mqtt.Client, pk packets.Packet) {
-	cid, pid := cl.ID, pk.PacketID
-	switch pk.FixedHeader.Type {
-	case packets.Puback:
-		st.idx.Lock()
-		if p, ok := st.inQoS1[cid]; ok && p == pid {
-			delete(st.inQoS1, cid)
-			st.idx.Unlock()
-			return
-		}
-		st.idx.Unlock()
-		st.dropOutbound(cid, pid)
-	case packets.Pubcomp:
-		st.dropOutbound(cid, pid)
-	case packets.Pubrel:
-		st.dropInbound(cid, pid)
-	}
-}
-
-// OnQosDropped removes a dropped flow (expired, refused, or cleared).
-func (st *Store) OnQosDropped(cl *mqtt.Client, pk packets.Packet) {
-	st.dropOutbound(cl.ID, pk.PacketID)
-	st.dropInbound(cl.ID, pk.PacketID)
-}
-
-func (st *Store) dropOutbound(cid string, pid uint16) {
-	st.idx.Lock()
-	seq, ok := st.out[cid][pid]
-	if ok {
-		delete(st.out[cid], pid)
-		if len(st.out[cid]) == 0 {
-			delete(st.out, cid)
-		}
-	}
-	st.idx.Unlock()
-	if ok {
-		st.enqueueLazy(op{kind: opDelete, key: outboundKey(cid, seq)})
-	}
-}
-
-func (st *Store) dropInbound(cid string, pid uint16) {
-	st.idx.Lock()
-	ok := st.inbound[cid][pid]
-	if ok {
-		delete(st.inbound[cid], pid)
-		if len(st.inbound[cid]) == 0 {
-			delete(st.inbound, cid)
-		}
-	}
-	st.idx.Unlock()
-	if ok {
-		// Not lazy: a lost delete would make the next QoS 2 message that
-		// reuses the id look like a duplicate after a restart.
-		st.enqueue(op{kind: opDelete, key: inboundKey(cid, pid)})
-	}
-}
-
 func (st *Store) forgetClient(cid string) {
 	st.idx.Lock()
 	delete(st.out, cid)
 	delete(st.inbound, cid)
 	delete(st.inQoS1, cid)
 	st.idx.Unlock()
+}
+
+// wipeClient removes everything stored for cid. Only clients that ever had a
+// persistent session can have records, so others cost nothing (a prefix
+// delete walks Badger's tables).
+func (st *Store) wipeClient(cid string) {
+	st.forgetClient(cid)
+	st.idx.Lock()
+	known := st.known[cid]
+	delete(st.known, cid)
+	st.idx.Unlock()
+	if known {
+		st.enqueue(deleteClientOps(cid, false)...)
+	}
 }
 
 // OnRetainMessage stores or clears a retained message.

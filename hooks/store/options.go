@@ -35,6 +35,12 @@ type Options struct {
 	// GCDiscardRatio is the ratio passed to RunValueLogGC (default 0.5).
 	GCDiscardRatio float64
 
+	// CommitDelay is how long the committer gathers writes before applying
+	// them to Badger (default 2 ms; negative: none). Records of messages
+	// acknowledged within it never reach Badger. With SyncWrites it adds to
+	// the latency of acknowledgements.
+	CommitDelay time.Duration
+
 	// MaxBatch caps the number of writes in one group commit (default 4096).
 	MaxBatch int
 
@@ -64,6 +70,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.GCDiscardRatio <= 0 || o.GCDiscardRatio >= 1 {
 		o.GCDiscardRatio = 0.5
+	}
+	if o.CommitDelay == 0 {
+		o.CommitDelay = 2 * time.Millisecond
 	}
 	if o.MaxBatch <= 0 {
 		o.MaxBatch = 4096

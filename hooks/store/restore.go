@@ -113,6 +113,9 @@ func (st *Store) StoredClients() ([]storage.Client, error) {
 	})
 	st.idx.Lock()
 	st.restoredIDs = alive
+	for id := range alive {
+		st.known[id] = true
+	}
 	st.idx.Unlock()
 	st.log.Info("sessions restored", "sessions", len(out))
 	return out, err

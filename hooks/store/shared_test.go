@@ -48,6 +48,9 @@ func TestSharedSubscriptionRoundRobin(t *testing.T) {
 			m2.disconnect()
 			w.waitDisconnected(t, "m1", "m2")
 			pub.publish(100, "s/t", 1, []byte("only"))
+			// mochi acks before it fans out; reconnecting during the fan-out
+			// would race mochi's session takeover, so wait for the hand-over.
+			w.waitQueued(t, "m0-offline")
 			off, _ = dial(t, b.addr, "m0-offline", connOpt{expiry: 300})
 			if got := off.receive(1); got[0] != "only" {
 				t.Fatalf("got %v", got)

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -54,13 +53,19 @@ type Store struct {
 	closeErr  error
 
 	// in-memory indexes
-	idx         sync.Mutex
-	out         map[string]map[uint16]uint64 // client -> packet id -> seq of its outbound record
-	inbound     map[string]map[uint16]bool   // client -> packet ids of stored inbound QoS 2 records
-	inQoS1      map[string]uint16            // client -> packet id of the inbound QoS 1 ack being completed
-	fanouts     map[uint64]*fanout           // seq -> write-ahead targets of a publish in progress
-	pubFans     map[*mqtt.Client][]uint64    // publisher -> seqs of its publishes in progress
-	owed        map[*mqtt.Client]uint64      // client -> ticket its next acknowledgement must wait for
+	idx     sync.Mutex
+	out     map[string]map[uint16]uint64 // client -> packet id -> seq of its outbound record
+	inbound map[string]map[uint16]bool   // client -> packet ids of stored inbound QoS 2 records
+	inQoS1  map[string]uint16            // client -> packet id of the inbound QoS 1 ack being completed
+	fanouts map[uint64]*fanout           // seq -> write-ahead targets of a publish in progress
+	pubFans map[*mqtt.Client][]uint64    // publisher -> seqs of its publishes in progress
+	owed    map[*mqtt.Client]uint64      // client -> ticket its next acknowledgement must wait for
+	known   map[string]bool              // clients that may have records (persistent sessions seen)
+
+	// subscriber cache for OnPublish (mochi computes the same set again)
+	subMu       sync.Mutex
+	subGen      uint64 // bumped on every subscription change
+	subCache    map[string]cachedSubs
 	restoredIDs map[string]bool
 
 	quarantined atomic.Int64
@@ -68,7 +73,6 @@ type Store struct {
 
 // fanout is the set of subscribers a publish was written ahead for.
 type fanout struct {
-	msg     msgRec
 	targets map[string]bool // client id -> OnQosPublish seen
 }
 
@@ -88,40 +92,6 @@ type op struct {
 	// sequence number): if the same batch also deletes it, Badger never
 	// needs to see either. Not kept in the WAL.
 	create bool
-}
-
-// shortLived marks the ops of keys created and deleted within ops (a message
-// acknowledged before its record reached Badger).
-func shortLived(ops []op) []bool {
-	var skip []bool
-	var open map[string][]int
-	for i, o := range ops {
-		switch o.kind {
-		case opSet:
-			if o.create {
-				if open == nil {
-					open = map[string][]int{}
-				}
-				open[string(o.key)] = []int{i}
-			} else if idx, ok := open[string(o.key)]; ok {
-				open[string(o.key)] = append(idx, i)
-			}
-		case opDelete:
-			if idx, ok := open[string(o.key)]; ok {
-				if skip == nil {
-					skip = make([]bool, len(ops))
-				}
-				for _, j := range idx {
-					skip[j] = true
-				}
-				skip[i] = true
-				delete(open, string(o.key))
-			}
-		case opDeletePrefix:
-			open = nil
-		}
-	}
-	return skip
 }
 
 // Open opens (creating if needed) the store in dir. It checks the schema
@@ -148,6 +118,9 @@ func Open(dir string, opts Options) (*Store, error) {
 		fanouts: map[uint64]*fanout{},
 		pubFans: map[*mqtt.Client][]uint64{},
 		owed:    map[*mqtt.Client]uint64{},
+		known:   map[string]bool{},
+
+		subCache: map[string]cachedSubs{},
 	}
 	st.cond = sync.NewCond(&st.mu)
 	if err := st.checkSchema(); err != nil {
@@ -159,7 +132,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open store %s: replay wal: %w", dir, err)
 	}
 	if err := st.initSeq(); err != nil {
-		_ = st.wal.f.Close()
+		_ = st.wal.f.close()
 		_ = db.Close()
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
 	}
@@ -173,12 +146,15 @@ func Open(dir string, opts Options) (*Store, error) {
 // old segments and starts a new one.
 func (st *Store) recoverWAL(dir string) error {
 	n := 0
-	nums, err := replayWAL(dir, func(ops []op) error {
+	nums, torn, err := replayWAL(dir, func(ops []op) error {
 		n += len(ops)
 		return st.apply(ops)
 	})
 	if err != nil {
 		return err
+	}
+	if torn {
+		st.log.Warn("wal replay stopped at a torn record", "writes", n)
 	}
 	if n > 0 {
 		st.log.Info("wal replayed", "writes", n, "segments", len(nums))
@@ -188,7 +164,7 @@ func (st *Store) recoverWAL(dir string) error {
 		next = nums[len(nums)-1] + 1
 	}
 	st.wal = &wal{dir: dir}
-	if err := st.wal.openSegment(next); err != nil {
+	if err := st.wal.openSegment(next, 0); err != nil {
 		return err
 	}
 	for _, num := range nums {
@@ -266,12 +242,17 @@ func (st *Store) Close() error {
 		st.cond.Broadcast()
 		st.mu.Unlock()
 		var errs []error
-		if err := st.wal.f.Close(); err != nil {
-			errs = append(errs, err)
-		}
-		if !st.abort.Load() && !st.failed.Load() { // everything is in Badger
-			if err := os.Remove(segPath(st.wal.dir, st.wal.num)); err != nil {
+		keep := st.abort.Load() || st.failed.Load() // the next Open replays
+		segs := append(st.wal.sealed, sealedSegment{num: st.wal.num, f: st.wal.f})
+		st.wal.sealed = nil
+		for _, sg := range segs {
+			if err := sg.f.close(); err != nil {
 				errs = append(errs, err)
+			}
+			if !keep {
+				if err := os.Remove(segPath(st.wal.dir, sg.num)); err != nil {
+					errs = append(errs, err)
+				}
 			}
 		}
 		if err := st.db.Close(); err != nil {
@@ -318,7 +299,7 @@ func (st *Store) queue(ops []op, lazy bool) uint64 {
 		if len(st.walBuf) > 0 {
 			rec = append(st.walBuf, ops...)
 		}
-		if err := st.wal.append(rec); err != nil {
+		if err := st.wal.append(rec, st.ticket); err != nil {
 			st.mu.Unlock()
 			st.log.Error("wal write failed", "err", err)
 			return 0
@@ -370,195 +351,6 @@ func (st *Store) waitApplied() error {
 		return ErrClosed
 	}
 	return st.commitErr
-}
-
-func (st *Store) commitLoop() {
-	defer st.wg.Done()
-	for {
-		select {
-		case <-st.kick:
-			st.commitPending()
-		case <-st.quit:
-			if !st.abort.Load() {
-				st.commitPending()
-			}
-			return
-		}
-	}
-}
-
-// walSegmentSize is the size after which the WAL moves to a new segment.
-const walSegmentSize = 8 << 20
-
-// commitPending applies everything queued to Badger as one group and
-// releases the waiters; with SyncWrites it first fsyncs the WAL.
-func (st *Store) commitPending() {
-	for {
-		st.mu.Lock()
-		ops := st.pending
-		st.pending = nil
-		t := st.ticket
-		if len(st.walBuf) > 0 { // nothing reaches Badger before the WAL
-			if err := st.wal.append(st.walBuf); err != nil {
-				st.log.Error("wal write failed", "err", err)
-			}
-			st.walBuf = nil
-		}
-		var old *os.File
-		oldNum := st.wal.num
-		if len(ops) > 0 && st.wal.size > walSegmentSize {
-			old = st.wal.f
-			if err := st.wal.openSegment(oldNum + 1); err != nil {
-				st.log.Error("wal rotation failed", "err", err)
-				st.wal.f, st.wal.num = old, oldNum
-				old = nil
-			}
-		}
-		cur := st.wal.f
-		st.mu.Unlock()
-		if len(ops) == 0 {
-			return
-		}
-		if st.opts.SyncWrites {
-			f := cur
-			if old != nil {
-				f = old
-			}
-			if err := f.Sync(); err != nil {
-				st.log.Error("wal sync failed", "err", err)
-			} else {
-				st.mu.Lock()
-				st.synced = t
-				st.cond.Broadcast()
-				st.mu.Unlock()
-			}
-		}
-		err := st.apply(ops)
-		if err != nil {
-			st.failed.Store(true)
-			st.log.Error("store commit failed", "err", err, "writes", len(ops))
-		}
-		if old != nil {
-			_ = old.Close()
-			if !st.failed.Load() {
-				if rerr := os.Remove(segPath(st.wal.dir, oldNum)); rerr != nil {
-					st.log.Warn("wal segment not removed", "err", rerr)
-				}
-			}
-		}
-		st.mu.Lock()
-		st.committed = t
-		st.commitErr = err
-		st.cond.Broadcast()
-		st.mu.Unlock()
-	}
-}
-
-// apply writes ops in order, in as few Badger transactions as their size
-// allows. A set and a later delete of the same key inside one transaction
-// leave only the delete.
-func (st *Store) apply(ops []op) error {
-	var errs []error
-	txn := st.db.NewTransaction(true)
-	n := 0
-	commit := func() {
-		if n > 0 {
-			if err := txn.Commit(); err != nil {
-				errs = append(errs, err)
-			}
-		} else {
-			txn.Discard()
-		}
-		txn = st.db.NewTransaction(true)
-		n = 0
-	}
-	do := func(f func() error) {
-		err := f()
-		if errors.Is(err, badger.ErrTxnTooBig) {
-			commit()
-			err = f()
-		}
-		if err != nil {
-			errs = append(errs, err)
-		}
-		n++
-	}
-	skip := shortLived(ops)
-	for i, o := range ops {
-		if skip != nil && skip[i] {
-			continue
-		}
-		switch o.kind {
-		case opSet:
-			do(func() error { return txn.Set(o.key, o.val) })
-		case opDelete:
-			do(func() error { return txn.Delete(o.key) })
-		case opDeletePrefix:
-			commit()
-			keys, err := st.keysWithPrefix(o.key)
-			if err != nil {
-				errs = append(errs, err)
-			}
-			for _, k := range keys {
-				do(func() error { return txn.Delete(k) })
-			}
-		}
-		if n >= st.opts.MaxBatch {
-			commit()
-		}
-	}
-	if n > 0 {
-		if err := txn.Commit(); err != nil {
-			errs = append(errs, err)
-		}
-	} else {
-		txn.Discard()
-	}
-	return errors.Join(errs...)
-}
-
-func (st *Store) keysWithPrefix(prefix []byte) ([][]byte, error) {
-	var keys [][]byte
-	err := st.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			keys = append(keys, it.Item().KeyCopy(nil))
-		}
-		return nil
-	})
-	return keys, err
-}
-
-func (st *Store) gcLoop() {
-	defer st.wg.Done()
-	t := time.NewTicker(st.opts.GCInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-st.quit:
-			return
-		case <-t.C:
-			st.runGC()
-		}
-	}
-}
-
-// runGC rewrites value-log files until Badger finds nothing worth it.
-func (st *Store) runGC() {
-	for i := 0; i < 16; i++ {
-		select {
-		case <-st.quit:
-			return
-		default:
-		}
-		if err := st.db.RunValueLogGC(st.opts.GCDiscardRatio); err != nil {
-			if !errors.Is(err, badger.ErrNoRewrite) && !errors.Is(err, badger.ErrRejected) {
-				st.log.Warn("value log gc failed", "err", err)
-			}
-			return
-		}
-	}
 }
 
 // Size reports Badger's LSM and value-log sizes in bytes.

@@ -28,12 +28,31 @@ import (
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
+// walSegmentSize is the size of a WAL segment; a record larger than it gets
+// a segment of its own.
+const walSegmentSize = 8 << 20
+
+// segmentFile is one WAL segment being written.
+type segmentFile interface {
+	write(rec []byte) bool // false: no room left
+	sync() error
+	close() error
+}
+
+// sealedSegment is a full segment whose records may not all be in Badger
+// yet: it is deleted once the committer has applied ticket.
+type sealedSegment struct {
+	num    uint64
+	ticket uint64
+	f      segmentFile
+}
+
 type wal struct {
-	dir  string
-	f    *os.File
-	num  uint64
-	size int64
-	buf  []byte
+	dir    string
+	f      segmentFile
+	num    uint64
+	sealed []sealedSegment
+	buf    []byte
 }
 
 func walSegments(dir string) ([]uint64, error) {
@@ -59,16 +78,18 @@ func walSegments(dir string) ([]uint64, error) {
 func segPath(dir string, n uint64) string { return filepath.Join(dir, fmt.Sprintf("%016x.log", n)) }
 
 // replayWAL feeds every intact record of every segment to apply, in order,
-// and returns the segment numbers read.
-func replayWAL(dir string, apply func([]op) error) ([]uint64, error) {
-	nums, err := walSegments(dir)
+// and returns the segment numbers read. A torn or damaged record (a crash
+// mid-write, or a power loss without SyncWrites) ends the replay: what follows
+// it was never acknowledged as durable in the modes that promise it.
+func replayWAL(dir string, apply func([]op) error) (nums []uint64, torn bool, err error) {
+	nums, err = walSegments(dir)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	for i, n := range nums {
+	for _, n := range nums {
 		f, err := os.Open(segPath(dir, n))
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		r := bufio.NewReaderSize(f, 1<<16)
 		for {
@@ -77,20 +98,17 @@ func replayWAL(dir string, apply func([]op) error) ([]uint64, error) {
 				break
 			}
 			if err != nil {
-				if i == len(nums)-1 {
-					break // torn tail of the last segment: the crash point
-				}
 				f.Close()
-				return nil, fmt.Errorf("wal segment %d: %w", n, err)
+				return nums, true, nil
 			}
 			if err := apply(ops); err != nil {
 				f.Close()
-				return nil, err
+				return nil, false, err
 			}
 		}
 		f.Close()
 	}
-	return nums, nil
+	return nums, false, nil
 }
 
 func readRecord(r *bufio.Reader) ([]op, error) {
@@ -100,6 +118,9 @@ func readRecord(r *bufio.Reader) ([]op, error) {
 			return nil, io.EOF
 		}
 		return nil, fmt.Errorf("%w: wal record length: %v", ErrCorrupt, err)
+	}
+	if n == 0 {
+		return nil, io.EOF // the zeroed, unwritten rest of a preallocated segment
 	}
 	if n > 1<<30 {
 		return nil, fmt.Errorf("%w: wal record of %d bytes", ErrCorrupt, n)
@@ -140,18 +161,19 @@ func decodeOps(b []byte) ([]op, error) {
 	return ops, nil
 }
 
-// openSegment starts segment num.
-func (w *wal) openSegment(num uint64) error {
-	f, err := os.OpenFile(segPath(w.dir, num), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+// openSegment starts segment num with room for at least min bytes.
+func (w *wal) openSegment(num uint64, min int) error {
+	f, err := openSegmentFile(segPath(w.dir, num), max(walSegmentSize, min))
 	if err != nil {
 		return err
 	}
-	w.f, w.num, w.size = f, num, 0
+	w.f, w.num = f, num
 	return nil
 }
 
-// append writes one record holding ops.
-func (w *wal) append(ops []op) error {
+// append writes one record holding ops; lastTicket is the ticket of the
+// record before it (a segment sealed now holds records up to it).
+func (w *wal) append(ops []op, lastTicket uint64) error {
 	body := binary.AppendUvarint(w.buf[:0], uint64(len(ops)))
 	for _, o := range ops {
 		body = append(body, byte(o.kind))
@@ -165,7 +187,15 @@ func (w *wal) append(ops []op) error {
 	rec = binary.BigEndian.AppendUint32(rec, crc32.Checksum(body, crcTable))
 	rec = append(rec, body...)
 	w.buf = body[:0]
-	n, err := w.f.Write(rec)
-	w.size += int64(n)
-	return err
+	if w.f.write(rec) {
+		return nil
+	}
+	w.sealed = append(w.sealed, sealedSegment{num: w.num, ticket: lastTicket, f: w.f})
+	if err := w.openSegment(w.num+1, len(rec)+1); err != nil {
+		return err
+	}
+	if !w.f.write(rec) {
+		return fmt.Errorf("wal record of %d bytes does not fit a new segment", len(rec))
+	}
+	return nil
 }
