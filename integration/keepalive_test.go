@@ -130,8 +130,8 @@ func TestWillDelayIsSuppressedWhenTheClientReturnsInTime(t *testing.T) {
 
 	returnerPath.cut()
 	gonePath.close()
-	waitEvent(t, events, client.EventConnectionLost)
-	waitEvent(t, events, client.EventReconnect)
+	awaitEvent(t, events, client.EventConnectionLost)
+	awaitEvent(t, events, client.EventReconnect)
 
 	// Both Wills became due in the same broker tick at the latest; the gone
 	// client's arrives, the returner's must not have come first.
@@ -163,21 +163,21 @@ func TestClientDetectsBlackHoledBrokerAndReconnectsWhenThePathHeals(t *testing.T
 		t.Fatal(err)
 	}
 	awaitConnected(t, c)
-	waitEvent(t, events, client.EventSubscribeSuccess)
+	awaitEvent(t, events, client.EventSubscribeSuccess)
 
 	path.setBlackhole(true)
 	holed := time.Now()
-	lost := waitEvent(t, events, client.EventConnectionLost)
+	lost := awaitEvent(t, events, client.EventConnectionLost)
 	if took := time.Since(holed); took > 5*time.Second {
 		t.Errorf("connection loss noticed after %v; keepalive is 1 s", took)
 	}
 	t.Logf("loss detected after %v: %v", time.Since(holed), lost.Err)
 	// While the path is dead, attempts fail (CONNACK never comes).
-	waitEvent(t, events, client.EventConnectFailure)
+	awaitEvent(t, events, client.EventConnectFailure)
 
 	path.setBlackhole(false)
-	waitEvent(t, events, client.EventReconnect)
-	waitEvent(t, events, client.EventSubscribeSuccess)
+	awaitEvent(t, events, client.EventReconnect)
+	awaitEvent(t, events, client.EventSubscribeSuccess)
 	pub := startClient(t, srv.TCPAddr, client.WithClientID(unique("pub")), client.WithCleanSession(true))
 	if err := pub.Publish(ctxFor(t), "bh/after", "healed", client.QOSOne); err != nil {
 		t.Fatal(err)
