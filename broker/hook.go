@@ -151,7 +151,14 @@ func (h *coreHook) OnPublishDropped(cl *mqtt.Client, pk packets.Packet) {
 	h.dropped(cl, pk, "client_write_queue_full")
 }
 
+// OnQosDropped reports a QoS 1/2 message given up for a client. On a session
+// takeover mochi moves the old connection's messages to the new one and then
+// clears them from the old client object, calling this hook for each: those
+// messages are still in flight, so a taken-over client's drops are not drops.
 func (h *coreHook) OnQosDropped(cl *mqtt.Client, pk packets.Packet) {
+	if cl.IsTakenOver() {
+		return
+	}
 	h.dropped(cl, pk, "qos_dropped")
 }
 
