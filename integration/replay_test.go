@@ -311,11 +311,16 @@ func TestQoS1And2StreamSurvivesGracefulBrokerRestart(t *testing.T) {
 	runLiveReplay(t, srv, true, func() { srv.Restart(t) })
 }
 
-// TestQoS1And2StreamSurvivesBrokerCrash is the same with a crash.
-func TestQoS1And2StreamSurvivesBrokerCrash(t *testing.T) {
-	t.Skip("known bug: broker.Crash (broker/store.go) aborts the store, then shuts mochi down gracefully; in between mochi still accepts reconnects and answers them: the publisher reconnected to the crashing broker, got a PUBACK for a QoS 1 message that is gone after the restart, and a QoS 2 message whose PUBREL went out after the abort was delivered again after the restart (seen every run)")
+// TestQoS1StreamSurvivesBrokerCrash crashes the broker (connections cut, the
+// store abandoned without applying its queue) in the middle of a QoS 1
+// stream between two connected persistent clients: no message acknowledged
+// to the publisher is lost, in order. QoS 2 stays out of this live stream for
+// the paho.golang defect above (a publisher losing its connection while
+// PUBRECs arrive can panic the test process); QoS 2 across a crash is
+// covered with raw packets in hooks/store and broker.
+func TestQoS1StreamSurvivesBrokerCrash(t *testing.T) {
 	t.Parallel()
 	srv := brokertest.Start(t)
 	c := needCrash(t, srv)
-	runLiveReplay(t, srv, true, func() { c.Crash(t); srv.Restart(t) })
+	runLiveReplay(t, srv, false, func() { c.Crash(t); srv.Restart(t) })
 }
