@@ -73,6 +73,9 @@ func (h *coreHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		cl.State.Keepalive = h.ceiling
 		cl.State.ServerKeepalive = true
 	}
+	if c, ok := cl.Net.Conn.(slackConn); ok {
+		c.setDeadlineSlack(keepaliveSlack(cl.State.Keepalive))
+	}
 	return nil
 }
 
