@@ -313,7 +313,7 @@ func TestQoS1And2StreamSurvivesGracefulBrokerRestart(t *testing.T) {
 
 // TestQoS1And2StreamSurvivesBrokerCrash is the same with a crash.
 func TestQoS1And2StreamSurvivesBrokerCrash(t *testing.T) {
-	t.Skip("known bug: broker.Crash (broker/store.go) aborts the store, then shuts mochi down gracefully; in between mochi still accepts reconnects and answers them: the publisher reconnected to the crashing broker, got a PUBACK for a QoS 1 message that is gone after the restart, and a QoS 2 message whose PUBREL went out after the abort was delivered again after the restart (seen every run)")
+	t.Skip("known bug: broker.Crash (broker/store.go) aborts the store, then shuts mochi down gracefully; in between mochi still accepts reconnects and answers them: the publisher reconnected to the crashing broker, got a PUBACK for a QoS 1 message that is gone after the restart, and a QoS 2 message whose PUBREL went out after the abort was delivered again after the restart (seen every run); with store 9ea1356 also: a QoS 2 publish acknowledged with PUBREC before the crash gets PUBCOMP 0x92 (packet identifier not found) from the restarted broker, so the inbound QoS 2 state was not durable when PUBREC went out, and messages published around the crash are missing")
 	t.Parallel()
 	srv := brokertest.Start(t)
 	c := needCrash(t, srv)
