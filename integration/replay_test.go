@@ -179,8 +179,8 @@ func TestQueuedQoS1And2MessagesReplayInOrderAcrossGracefulBrokerRestart(t *testi
 func TestQueuedQoS1And2MessagesReplayInOrderAcrossBrokerCrash(t *testing.T) {
 	t.Parallel()
 	srv := brokertest.Start(t)
-	c := needCrash(t, srv)
-	runOfflineReplay(t, srv, func() { c.Crash(t); srv.Restart(t) })
+	needStore(t, srv)
+	runOfflineReplay(t, srv, func() { srv.Crash(t); srv.Restart(t) })
 }
 
 // runLiveReplay streams replayN messages from a persistent publisher to a
@@ -316,6 +316,6 @@ func TestQoS1And2StreamSurvivesBrokerCrash(t *testing.T) {
 	t.Skip("known bug: broker.Crash (broker/store.go) aborts the store, then shuts mochi down gracefully; in between mochi still accepts reconnects and answers them: the publisher reconnected to the crashing broker, got a PUBACK for a QoS 1 message that is gone after the restart, and a QoS 2 message whose PUBREL went out after the abort was delivered again after the restart (seen every run); with store 9ea1356 also: a QoS 2 publish acknowledged with PUBREC before the crash gets PUBCOMP 0x92 (packet identifier not found) from the restarted broker, so the inbound QoS 2 state was not durable when PUBREC went out, and messages published around the crash are missing")
 	t.Parallel()
 	srv := brokertest.Start(t)
-	c := needCrash(t, srv)
-	runLiveReplay(t, srv, true, func() { c.Crash(t); srv.Restart(t) })
+	needStore(t, srv)
+	runLiveReplay(t, srv, true, func() { srv.Crash(t); srv.Restart(t) })
 }
