@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	paho3 "github.com/eclipse/paho.mqtt.golang"
+
 	"github.com/courier-mqtt/courier/broker"
 	"github.com/courier-mqtt/courier/broker/brokertest"
 	"github.com/courier-mqtt/courier/client"
@@ -183,41 +185,74 @@ func TestQueuedQoS1And2MessagesReplayInOrderAcrossBrokerCrash(t *testing.T) {
 	runOfflineReplay(t, srv, func() { srv.Crash(t); srv.Restart(t) })
 }
 
+// livePublisher publishes one message and reports whether it was accepted
+// (an error wrapping client.ErrInFlight counts as accepted: the message stays
+// in the client's session and is resent by the client).
+type livePublisher func(topic string, qos byte, payload string) error
+
+// ourPublisher is a persistent publisher of ours with on-disk state.
+func ourPublisher(t *testing.T, addr, id string) livePublisher {
+	pub := startClient(t, addr, client.WithClientID(id), client.WithPersistence(t.TempDir()))
+	ctx := ctxFor(t)
+	return func(topic string, qos byte, payload string) error {
+		err := pub.Publish(ctx, topic, payload, client.QOSLevel(qos))
+		if errors.Is(err, client.ErrInFlight) {
+			t.Logf("publish %s: %v (left to the client's session)", payload, err)
+			return nil
+		}
+		return err
+	}
+}
+
+// pahoV3Publisher is a persistent paho.mqtt.golang (MQTT 3.1.1) publisher
+// that reconnects by itself and resends its in-flight messages.
+func pahoV3Publisher(t *testing.T, addr, id string) livePublisher {
+	conn := dialV3(t, addr, id, false, nil, func(o *paho3.ClientOptions) {
+		o.SetAutoReconnect(true).SetMaxReconnectInterval(100 * time.Millisecond).SetConnectRetryInterval(50 * time.Millisecond)
+	})
+	return func(topic string, qos byte, payload string) error {
+		tok := conn.c.Publish(topic, qos, false, payload)
+		if !tok.WaitTimeout(waitFor) {
+			return fmt.Errorf("publish %s: timed out", payload)
+		}
+		if err := tok.Error(); err != nil {
+			// paho.mqtt.golang ends the token of a message whose write met
+			// the closing connection, and keeps the message in its store
+			// for the resend after reconnecting (clean session off).
+			t.Logf("publish %s: %v (left to the client's store)", payload, err)
+		}
+		return nil
+	}
+}
+
 // runLiveReplay streams replayN messages from a persistent publisher to a
-// connected persistent subscriber and runs disrupt once the subscriber has
-// seen a third of them. Both clients reconnect by themselves; the publisher
-// never publishes a message twice (an ErrInFlight message stays in its
-// session and is resent by the client).
-func runLiveReplay(t *testing.T, srv *brokertest.Server, withQoS2 bool, disrupt func()) {
+// connected persistent subscriber of ours and runs disrupt once the
+// subscriber has seen a third of them. Both clients reconnect by themselves;
+// the publisher never publishes a message twice.
+func runLiveReplay(t *testing.T, srv *brokertest.Server, withQoS2 bool, newPub func(t *testing.T, addr, id string) livePublisher, disrupt func()) {
 	id := unique("live")
 	sub, in := persistentSubscriber(t, srv.TCPAddr, id, t.TempDir())
 	startSubscribed(t, sub)
-	pub := startClient(t, srv.TCPAddr, client.WithClientID(id+"-pub"), client.WithPersistence(t.TempDir()))
+	pub := newPub(t, srv.TCPAddr, id+"-pub")
 
 	done := make(chan error, 1)
-	ctx := ctxFor(t)
 	go func() {
 		for seq := range replayN {
 			// QoS 0 is not retried: it may be lost while the broker is down.
-			qos := client.QOSOne
+			qos := byte(1)
 			if withQoS2 && seq%2 == 1 {
-				qos = client.QOSTwo
+				qos = 2
 			}
-			err := pub.Publish(ctx, "rp/"+id, replayPayload(int(qos), seq), qos)
-			if err != nil && !errors.Is(err, client.ErrInFlight) {
+			if err := pub("rp/"+id, qos, replayPayload(int(qos), seq)); err != nil {
 				done <- fmt.Errorf("publish %d: %w", seq, err)
 				return
 			}
-			if err != nil {
-				t.Logf("publish %d: %v (left to the client's session)", seq, err)
-			}
-
 		}
-		endQoS := client.QOSOne
+		endQoS := byte(1)
 		if withQoS2 {
-			endQoS = client.QOSTwo
+			endQoS = 2
 		}
-		done <- pub.Publish(ctx, "rp/"+id, "end", endQoS)
+		done <- pub("rp/"+id, endQoS, "end")
 	}()
 	var got []msg
 	got = append(got, in.take(t, replayN/3)...)
@@ -251,7 +286,7 @@ collect:
 			break collect
 		}
 	}
-	if err := <-done; err != nil && !errors.Is(err, client.ErrInFlight) {
+	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
 	checkLive(t, got, replayN, withQoS2)
@@ -280,7 +315,15 @@ func checkLive(t testing.TB, got []msg, n int, withQoS2 bool) {
 	defer checkOrder(t, disorder)
 	for seq := range n {
 		if c := count[seq]; c == 0 || (withQoS2 && seq%2 == 1 && c != 1) {
-			t.Errorf("message %d delivered %d times", seq, c)
+			var copies []string
+			for _, m := range got {
+				if m.Payload != "end" {
+					if _, sq := parseReplay(t, m.Payload); sq == seq {
+						copies = append(copies, fmt.Sprintf("qos=%d dup=%v", m.QoS, m.Dup))
+					}
+				}
+			}
+			t.Errorf("message %d delivered %d times %v", seq, c, copies)
 		}
 	}
 }
@@ -293,7 +336,7 @@ func TestQoS1StreamSurvivesGracefulBrokerRestart(t *testing.T) {
 	t.Parallel()
 	srv := brokertest.Start(t)
 	needStore(t, srv)
-	runLiveReplay(t, srv, false, func() { srv.Restart(t) })
+	runLiveReplay(t, srv, false, ourPublisher, func() { srv.Restart(t) })
 }
 
 // pahoQoS2Panic is the known paho.golang bug that makes live QoS 2 streams
@@ -308,7 +351,19 @@ func TestQoS1And2StreamSurvivesGracefulBrokerRestart(t *testing.T) {
 	t.Parallel()
 	srv := brokertest.Start(t)
 	needStore(t, srv)
-	runLiveReplay(t, srv, true, func() { srv.Restart(t) })
+	runLiveReplay(t, srv, true, ourPublisher, func() { srv.Restart(t) })
+}
+
+// TestQoS1And2StreamFromMQTT311PublisherSurvivesGracefulBrokerRestart is the
+// QoS 1/2 stream across a graceful restart with paho.mqtt.golang publishing
+// (MQTT 3.1.1) to our subscriber: no QoS 1 message lost, every QoS 2 message
+// exactly once, in order.
+func TestQoS1And2StreamFromMQTT311PublisherSurvivesGracefulBrokerRestart(t *testing.T) {
+	t.Skip("known bug: about 1 run in 50, a QoS 2 message published while the broker shuts down gracefully is delivered twice to the subscriber, both copies as new PUBLISHes (DUP 0): the broker forwarded the publisher's PUBLISH but kept no durable inbound QoS 2 record for it, so the publisher's resend after the restart (same packet id, DUP 1) was taken for a new message [MQTT-4.3.3-10]; suspect the shutdown order (hooks/store stops recording before mochi stops reading client packets)")
+	t.Parallel()
+	srv := brokertest.Start(t)
+	needStore(t, srv)
+	runLiveReplay(t, srv, true, pahoV3Publisher, func() { srv.Restart(t) })
 }
 
 // TestQoS1And2StreamSurvivesBrokerCrash is the same with a crash.
@@ -317,5 +372,5 @@ func TestQoS1And2StreamSurvivesBrokerCrash(t *testing.T) {
 	t.Parallel()
 	srv := brokertest.Start(t)
 	needStore(t, srv)
-	runLiveReplay(t, srv, true, func() { srv.Crash(t); srv.Restart(t) })
+	runLiveReplay(t, srv, true, ourPublisher, func() { srv.Crash(t); srv.Restart(t) })
 }
