@@ -113,10 +113,11 @@ func runOfflineReplay(t *testing.T, srv *brokertest.Server, disrupt func()) {
 
 	pub := startClient(t, srv.TCPAddr, client.WithClientID(unique("replay-pub")), client.WithCleanSession(true))
 	ctx := ctxFor(t)
-	// The returning client's resubscribe may be refused with 0x91 (see
-	// TestSubscribeWithPacketIDOfServersInflightPublishIsGranted); the broker
-	// keeps the session's subscription, and the stream does not depend on
-	// the client's subscription store.
+	// The returning client renews its subscription while the queued
+	// messages are resent, which mochi may refuse with 0x91 (see
+	// TestSubscribeWithPacketIDOfServersInflightPublishIsGranted); the
+	// session keeps its subscription either way, and the stream does not
+	// depend on the client's subscription store.
 	for seq := range replayN {
 		if err := pub.Publish(ctx, "rp/"+id, replayPayload(seq%3, seq), client.QOSLevel(seq%3)); err != nil {
 			t.Fatalf("publish %d: %v", seq, err)
