@@ -7,6 +7,7 @@ import (
 	"math"
 	"net"
 	"os"
+	"sync"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -22,6 +23,7 @@ type coreHook struct {
 	floor    uint16
 	ceiling  uint16
 	provides [256]bool
+	parkMu   sync.Mutex // serialises unparking; taken only when a client may have parked messages
 }
 
 func newCoreHook(b *Broker) *coreHook {
@@ -34,7 +36,7 @@ func newCoreHook(b *Broker) *coreHook {
 		mqtt.OnConnect, mqtt.OnSessionEstablished, mqtt.OnDisconnect,
 		mqtt.OnSubscribed, mqtt.OnUnsubscribed, mqtt.OnPublished, mqtt.OnPacketSent,
 		mqtt.OnPublishDropped, mqtt.OnQosDropped, mqtt.OnClientExpired,
-		mqtt.OnWill,
+		mqtt.OnWill, mqtt.OnQosComplete,
 	} {
 		h.provides[p] = true
 	}
@@ -70,6 +72,9 @@ func (h *coreHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	case ka > h.ceiling:
 		cl.State.Keepalive = h.ceiling
 		cl.State.ServerKeepalive = true
+	}
+	if c, ok := cl.Net.Conn.(slackConn); ok {
+		c.setDeadlineSlack(keepaliveSlack(cl.State.Keepalive))
 	}
 	return nil
 }
@@ -149,7 +154,14 @@ func (h *coreHook) OnPublishDropped(cl *mqtt.Client, pk packets.Packet) {
 	h.dropped(cl, pk, "client_write_queue_full")
 }
 
+// OnQosDropped reports a QoS 1/2 message given up for a client. On a session
+// takeover mochi moves the old connection's messages to the new one and then
+// clears them from the old client object, calling this hook for each: those
+// messages are still in flight, so a taken-over client's drops are not drops.
 func (h *coreHook) OnQosDropped(cl *mqtt.Client, pk packets.Packet) {
+	if cl.IsTakenOver() {
+		return
+	}
 	h.dropped(cl, pk, "qos_dropped")
 }
 

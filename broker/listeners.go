@@ -111,7 +111,7 @@ func (l *listener) Serve(establish listeners.EstablishFn) {
 		if err != nil {
 			return
 		}
-		l.handle(conn, establish)
+		l.handle(&deadlineConn{Conn: conn}, establish)
 	}
 }
 

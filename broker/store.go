@@ -29,15 +29,23 @@ func (b *Broker) openStore() (hooks []hookEntry, closeFn func() error, err error
 	return hooks, st.Close, nil
 }
 
-// Crash stops the broker the way a killed process stops, for crash tests: the
-// store is abandoned first, without applying its queued writes (what was
+// Crash stops the broker the way a killed process stops, for crash tests:
+// every listener stops and every connection is cut at once (no DISCONNECT,
+// no Will), so no acknowledgement leaves the broker after this point; then
+// the store is abandoned without applying its queued writes (what was
 // acknowledged is in its write-ahead log and is replayed by the next open),
-// so nothing that happens afterwards reaches the disk and no further
-// acknowledgement is sent; then the broker shuts down. Use Shutdown otherwise.
+// and the broker shuts down. Use Shutdown otherwise.
 func (b *Broker) Crash(ctx context.Context) error {
 	b.mu.Lock()
-	st := b.store
+	st, ls, started := b.store, b.listeners, b.state == stateStarted
 	b.mu.Unlock()
+	if started {
+		b.stopping.Store(true) // a crash publishes no Wills either
+		for _, l := range ls {
+			l.stopAccepting(ctx)
+			l.closeConns()
+		}
+	}
 	if st != nil {
 		_ = st.Abort()
 	}

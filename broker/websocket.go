@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -108,7 +109,10 @@ type wsConn struct {
 	*websocket.Conn
 	r       io.Reader
 	writeMu sync.Mutex
+	slack   atomic.Int64 // see slackConn
 }
+
+func (c *wsConn) setDeadlineSlack(d time.Duration) { c.slack.Store(int64(d)) }
 
 func (c *wsConn) Read(p []byte) (int, error) {
 	for {
@@ -153,6 +157,9 @@ func (c *wsConn) Write(p []byte) (int, error) {
 // write, and mochi refreshes deadlines from its read loop while its write
 // loop writes.
 func (c *wsConn) SetDeadline(t time.Time) error {
+	if !t.IsZero() {
+		t = t.Add(time.Duration(c.slack.Load()))
+	}
 	if err := c.SetReadDeadline(t); err != nil {
 		return err
 	}

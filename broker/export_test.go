@@ -1,0 +1,4 @@
+package broker
+
+// OldestParked exposes oldestParked to the external tests.
+var OldestParked = oldestParked

@@ -1,0 +1,87 @@
+package broker
+
+import (
+	"slices"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+// parkedExpiry is how mochi marks a QoS 1/2 message it did not send because
+// the client's Receive Maximum was reached: the message is stored in flight
+// with Expiry -1 and nothing ever sends it before the client reconnects.
+const parkedExpiry = -1
+
+// OnQosComplete runs after mochi has finished an outbound QoS 1 or 2 flow
+// (PUBACK or PUBCOMP) and given its send quota back. mochi never uses that
+// quota for the messages it parked while the quota was exhausted, so an
+// MQTT 5 subscriber with a small Receive Maximum stalls [MQTT-4.9.0-1]. Send
+// the oldest parked message now, in publish order.
+func (h *coreHook) OnQosComplete(cl *mqtt.Client, _ packets.Packet) {
+	if !mayHaveParked(cl) || cl.Closed() {
+		return
+	}
+	h.parkMu.Lock()
+	p, ok := oldestParked(cl.State.Inflight.GetAll(false))
+	if ok {
+		p = unpark(cl, p)
+		cl.State.Inflight.DecreaseSendQuota()
+	}
+	h.parkMu.Unlock()
+	if ok {
+		if err := cl.WritePacket(p); err != nil {
+			h.b.log.Debug("send parked message", "client_id", cl.ID, "err", err)
+		}
+	}
+}
+
+// mayHaveParked is a cheap filter: messages are parked only once a full
+// Receive Maximum window is in flight, and right after an acknowledgement a
+// client with parked messages still has at least that many stored (one fewer
+// sent, one or more parked). Below that there is nothing to scan for.
+func mayHaveParked(cl *mqtt.Client) bool {
+	max := int(cl.Properties.Props.ReceiveMaximum)
+	return max > 0 && cl.State.Inflight.Len() >= max
+}
+
+// unpark restores a parked message's expiry in the in-flight store and
+// returns it ready to write.
+func unpark(cl *mqtt.Client, p packets.Packet) packets.Packet {
+	p.Expiry = 0
+	if p.Properties.MessageExpiryInterval > 0 {
+		p.Expiry = p.Created + int64(p.Properties.MessageExpiryInterval)
+	}
+	cl.State.Inflight.Set(p)
+	if p.Expiry > 0 {
+		p.Properties.MessageExpiryInterval = uint32(max(1, p.Expiry-time.Now().Unix())) // [MQTT-3.3.2-6]
+	}
+	return p
+}
+
+// oldestParked returns the parked PUBLISH that was queued first. Packet ids
+// are allocated in increasing order modulo 2^16, so the oldest is the one
+// after the largest gap between consecutive ids on the circle.
+func oldestParked(inflight []packets.Packet) (packets.Packet, bool) {
+	var parked []packets.Packet
+	for _, p := range inflight {
+		if p.FixedHeader.Type == packets.Publish && p.Expiry == parkedExpiry {
+			parked = append(parked, p)
+		}
+	}
+	switch len(parked) {
+	case 0:
+		return packets.Packet{}, false
+	case 1:
+		return parked[0], true
+	}
+	slices.SortFunc(parked, func(a, b packets.Packet) int { return int(a.PacketID) - int(b.PacketID) })
+	start, gap := 0, 0
+	for i := range parked {
+		next := parked[(i+1)%len(parked)].PacketID
+		if d := int(uint16(next - parked[i].PacketID)); d > gap {
+			gap, start = d, (i+1)%len(parked)
+		}
+	}
+	return parked[start], true
+}
