@@ -360,7 +360,7 @@ func TestQoS1And2StreamSurvivesGracefulBrokerRestart(t *testing.T) {
 // (MQTT 3.1.1) to our subscriber: no QoS 1 message lost, every QoS 2 message
 // exactly once, in order.
 func TestQoS1And2StreamFromMQTT311PublisherSurvivesGracefulBrokerRestart(t *testing.T) {
-	t.Skip("known bug: about 1 run in 50, a QoS 2 message published while the broker shuts down gracefully is delivered twice to the subscriber, both copies as new PUBLISHes (DUP 0): the broker forwarded the publisher's PUBLISH but kept no durable inbound QoS 2 record for it, so the publisher's resend after the restart (same packet id, DUP 1) was taken for a new message [MQTT-4.3.3-10]; suspect the shutdown order (hooks/store stops recording before mochi stops reading client packets)")
+	t.Skip("known bug: about 1 run in 50, a QoS 2 message published while the broker shuts down gracefully reaches the subscriber twice, the second copy a new PUBLISH (DUP 0; seen [dup=false dup=false] and [dup=true dup=false]): the broker forwarded the publisher's PUBLISH but kept no durable inbound QoS 2 record for it, so the publisher's resend after the restart (same packet id, DUP 1) was taken for a new message [MQTT-4.3.3-10]. The crash variant below passed 60 of 60: suspect the graceful shutdown order in broker.Shutdown (hooks/store stops recording before mochi stops reading client packets)")
 	t.Parallel()
 	srv := brokertest.Start(t)
 	needStore(t, srv)
@@ -380,4 +380,15 @@ func TestQoS1StreamSurvivesBrokerCrash(t *testing.T) {
 	srv := brokertest.Start(t)
 	needStore(t, srv)
 	runLiveReplay(t, srv, false, ourPublisher, func() { srv.Crash(t); srv.Restart(t) })
+}
+
+// TestQoS1And2StreamFromMQTT311PublisherSurvivesBrokerCrash is the live QoS
+// 1/2 stream across a crash, published by paho.mqtt.golang (which has no
+// counterpart of the paho.golang QoS 2 defect) to our subscriber: no QoS 1
+// message lost, every QoS 2 message exactly once, in order.
+func TestQoS1And2StreamFromMQTT311PublisherSurvivesBrokerCrash(t *testing.T) {
+	t.Parallel()
+	srv := brokertest.Start(t)
+	needStore(t, srv)
+	runLiveReplay(t, srv, true, pahoV3Publisher, func() { srv.Crash(t); srv.Restart(t) })
 }
