@@ -140,10 +140,10 @@ func TestSubscribeOutsideGrantsIsRefusedWithTypedError(t *testing.T) {
 
 // TestTokenExpiryRefetchReconnectResubscribeLosesNoMessage: a subscriber on
 // a persistent session holds 3 s tokens (whole-second expiry: they last 2-3
-// s, long enough for the check after the first reconnect to finish before
-// the next expiry; a resume racing a publish can lose it, see
-// TestMessageRoutedDuringSessionResumeIsDelivered). When its token expires the broker
-// disconnects it; the client's cached token is refused (0x86), so it fetches
+// s, long enough for the check after the first reconnect to end before the
+// next expiry, as a resume racing a publish can lose it: see
+// TestMessageRoutedDuringSessionResumeIsDelivered). When its token expires
+// the broker disconnects it; the client's cached token is refused (0x86), so it fetches
 // a new one from the token API, reconnects, renews its subscription, and
 // every QoS 1 message published meanwhile by another identity arrives.
 func TestTokenExpiryRefetchReconnectResubscribeLosesNoMessage(t *testing.T) {
