@@ -24,11 +24,14 @@ type coreHook struct {
 	ceiling  uint16
 	provides [256]bool
 	parkMu   sync.Mutex // serialises unparking; taken only when a client may have parked messages
+	ids      sync.Map   // client id -> *idSpace, for sessions with collided packet ids
+	to       *takeovers
 }
 
 func newCoreHook(b *Broker) *coreHook {
 	h := &coreHook{
 		b:       b,
+		to:      newTakeovers(),
 		floor:   uint16(b.cfg.Limits.KeepaliveFloor / time.Second),
 		ceiling: uint16(b.cfg.Limits.KeepaliveCeiling / time.Second),
 	}
@@ -36,7 +39,8 @@ func newCoreHook(b *Broker) *coreHook {
 		mqtt.OnConnect, mqtt.OnSessionEstablished, mqtt.OnDisconnect,
 		mqtt.OnSubscribed, mqtt.OnUnsubscribed, mqtt.OnPublished, mqtt.OnPacketSent,
 		mqtt.OnPublishDropped, mqtt.OnQosDropped, mqtt.OnClientExpired,
-		mqtt.OnWill, mqtt.OnQosComplete,
+		mqtt.OnWill, mqtt.OnQosComplete, mqtt.OnPacketRead, mqtt.OnPacketEncode,
+		mqtt.OnSessionEstablish, mqtt.OnQosPublish,
 	} {
 		h.provides[p] = true
 	}
@@ -80,6 +84,7 @@ func (h *coreHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 }
 
 func (h *coreHook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
+	h.takeoverEstablished(cl)
 	h.b.metrics.connects.Inc()
 	ev := h.clientEvent(EventClientConnected, cl)
 	ev.SessionPresent = !pk.Connect.Clean && cl.State.Subscriptions.Len() > 0
@@ -87,6 +92,10 @@ func (h *coreHook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 }
 
 func (h *coreHook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
+	h.takeoverEnded(cl)
+	if expire && !cl.IsTakenOver() {
+		h.forgetIDs(cl.ID)
+	}
 	reason := disconnectReason(err)
 	h.b.metrics.disconnects.WithLabelValues(reason).Inc()
 	ev := h.clientEvent(EventClientDisconnected, cl)
@@ -173,6 +182,7 @@ func (h *coreHook) dropped(cl *mqtt.Client, pk packets.Packet, reason string) {
 }
 
 func (h *coreHook) OnClientExpired(cl *mqtt.Client) {
+	h.forgetIDs(cl.ID)
 	h.b.metrics.expired.Inc()
 	h.b.emit(h.clientEvent(EventSessionExpired, cl))
 }

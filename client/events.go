@@ -158,16 +158,6 @@ func (h *eventHub) remove(s *EventStream) {
 	}
 }
 
-func (h *eventHub) closeAll() {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for s := range h.streams {
-		delete(h.streams, s)
-		close(s.c)
-	}
-	h.n.Store(0)
-}
-
 func (h *eventHub) active() bool { return h.n.Load() > 0 }
 
 func (h *eventHub) emit(e Event) {

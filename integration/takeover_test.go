@@ -154,7 +154,6 @@ func (g *takeoverGate) OnQosDropped(cl *mqtt.Client, _ packets.Packet) {
 // (held there by a hook, deterministically). The publisher has its PUBACK,
 // so the message must reach the resumed session [MQTT-4.3.2], in order.
 func TestMessageRoutedDuringSessionResumeIsDelivered(t *testing.T) {
-	t.Skip("known bug: mochi v2.7.9 inheritClientSession (server.go:562-596) copies the old session's inflight messages to the new client before s.Clients.Add(new) (server.go:457); a message routed in between is added to the old, taken-over client and never sent: lost without a store, and with hooks/store written to disk and resent only after a broker restart, out of order (seen as ~7% failures of a resume right after a publish, since PUBACK precedes routing)")
 	t.Parallel()
 	id := unique("window")
 	gate := &takeoverGate{client: id, entered: make(chan struct{}), release: make(chan struct{})}

@@ -102,10 +102,34 @@ func (st *Store) enqueueFor(cl *mqtt.Client, ops ...op) {
 // OnSessionEstablish wipes what is stored for a client that connects with a
 // clean start, before mochi resolves its session.
 func (st *Store) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
+	st.kinds.Store(cl, willPersist(cl, st.server))
 	if !pk.Connect.Clean {
 		return
 	}
 	st.wipeClient(cl.ID)
+}
+
+// willPersist is persistent(cl) as it will be once mochi has sent the
+// CONNACK, which caps an MQTT 5 session expiry at the server's maximum. It
+// runs on the client's own goroutine, before the client is visible to
+// publishers.
+func willPersist(cl *mqtt.Client, srv *mqtt.Server) bool {
+	if cl.Properties.ProtocolVersion == 5 && srv != nil {
+		return min(cl.Properties.Props.SessionExpiryInterval, srv.Options.Capabilities.MaximumSessionExpiryInterval) > 0
+	}
+	return persistent(cl)
+}
+
+// persistentFromAnotherGoroutine is persistent for a client that another
+// goroutine may be writing: mochi writes a client's session expiry while it
+// connects (CONNACK) and disconnects (DISCONNECT) on that client's
+// goroutine, so publishers read the answer cached by OnSessionEstablish and
+// OnDisconnect. Restored sessions, never connected, are read directly.
+func (st *Store) persistentFromAnotherGoroutine(cl *mqtt.Client) bool {
+	if v, ok := st.kinds.Load(cl); ok {
+		return v.(bool)
+	}
+	return persistent(cl)
 }
 
 // OnSessionEstablished records a persistent session.
@@ -154,6 +178,11 @@ func (st *Store) putSession(cl *mqtt.Client, disconnected int64) {
 // connection) and taken-over connections are ignored: mochi calls this hook
 // for every session it restores, and for the old connection of a takeover.
 func (st *Store) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
+	if expire || cl.IsTakenOver() {
+		st.kinds.Delete(cl)
+	} else if cl.Net.Conn != nil {
+		st.kinds.Store(cl, persistent(cl))
+	}
 	st.idx.Lock()
 	delete(st.owed, cl)
 	st.idx.Unlock()
@@ -171,6 +200,7 @@ func (st *Store) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
 
 // OnClientExpired removes everything stored for an expired session.
 func (st *Store) OnClientExpired(cl *mqtt.Client) {
+	st.kinds.Delete(cl)
 	st.subscriptionsChanged()
 	st.wipeClient(cl.ID)
 }
@@ -237,7 +267,7 @@ func (st *Store) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, 
 			continue
 		}
 		scl, ok := st.server.Clients.Get(id)
-		if !ok || !persistent(scl) {
+		if !ok || !st.persistentFromAnotherGoroutine(scl) {
 			continue
 		}
 		r := msgFromPacket(stagePublish, pk)

@@ -30,6 +30,7 @@ type Store struct {
 
 	server *mqtt.Server
 	fixes  *Fixes
+	kinds  sync.Map // *mqtt.Client -> bool: persistent, for reads from other goroutines
 
 	seq atomic.Uint64 // last allocated message sequence
 
