@@ -2,6 +2,7 @@ package integration_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -11,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	paho3 "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/courier-mqtt/courier/auth"
 	"github.com/courier-mqtt/courier/broker"
@@ -136,14 +139,17 @@ func TestSubscribeOutsideGrantsIsRefusedWithTypedError(t *testing.T) {
 }
 
 // TestTokenExpiryRefetchReconnectResubscribeLosesNoMessage: a subscriber on
-// a persistent session holds 2 s tokens. When its token expires the broker
-// disconnects it; the client's cached token is refused (0x86), so it fetches
+// a persistent session holds 3 s tokens (whole-second expiry: they last 2-3
+// s, long enough for the check after the first reconnect to end before the
+// next expiry, as a resume racing a publish can lose it: see
+// TestMessageRoutedDuringSessionResumeIsDelivered). When its token expires
+// the broker disconnects it; the client's cached token is refused (0x86), so it fetches
 // a new one from the token API, reconnects, renews its subscription, and
 // every QoS 1 message published meanwhile by another identity arrives.
 func TestTokenExpiryRefetchReconnectResubscribeLosesNoMessage(t *testing.T) {
 	t.Parallel()
 	srv, keys := tokenBroker(t, map[string]auth.Policy{
-		"app":    {ClientID: "%u", TokenTTL: 2 * time.Second, KeepAlive: 5 * time.Second, Subscribe: []string{"chat/%u/#"}},
+		"app":    {ClientID: "%u", TokenTTL: 3 * time.Second, KeepAlive: 5 * time.Second, Subscribe: []string{"chat/%u/#"}},
 		"sender": {Publish: []string{"chat/#"}},
 	})
 	appTokens := tokenAPIFor(t, srv, keys["app"])
@@ -204,17 +210,86 @@ func TestTokenExpiryRefetchReconnectResubscribeLosesNoMessage(t *testing.T) {
 	if err := sender.Publish(ctx, "chat/app/feed", "end", client.QOSOne); err != nil {
 		t.Fatal(err)
 	}
-	got := in.until(t, "end")
+	// Collect until every message and "end" are in, or the deadline.
 	seen := map[string]bool{}
-	for _, m := range got {
-		seen[m.Payload] = true
-	}
-	for i := range sent {
-		if !seen[strconv.Itoa(i)] {
-			t.Errorf("message %d of %d lost across the token expiry", i, sent)
+	missing := func() []int {
+		var out []int
+		for i := range sent {
+			if !seen[strconv.Itoa(i)] {
+				out = append(out, i)
+			}
 		}
+		return out
+	}
+	collectUntil := time.After(waitFor)
+collect:
+	for !seen["end"] || len(missing()) > 0 {
+		select {
+		case m := <-in.c:
+			seen[m.Payload] = true
+		case <-collectUntil:
+			break collect
+		}
+	}
+	if !seen["end"] {
+		t.Errorf("the last message (\"end\") never arrived")
+	}
+	if lost := missing(); len(lost) > 0 {
+		t.Errorf("%d of %d messages lost across the token expiry: %v", len(lost), sent, lost)
 	}
 	if n := appTokens.Fetches(); n < 2 {
 		t.Errorf("%d token fetches, want a refetch after expiry", n)
+	}
+}
+
+// fetchToken asks the token API for a token with an API key.
+func fetchToken(t testing.TB, srv *brokertest.Server, apiKey string) auth.TokenResponse {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, "http://"+srv.Broker.Addr("token-api")+auth.TokenPath, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+apiKey)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("token API status %d", resp.StatusCode)
+	}
+	var tr auth.TokenResponse
+	if err := json.NewDecoder(resp.Body).Decode(&tr); err != nil {
+		t.Fatal(err)
+	}
+	return tr
+}
+
+// TestTokenCleanSessionLeavesNoSessionBehind: the token API hands out
+// cleanSession: true (Courier's MQTT 3.1.1 meaning: the session ends with the
+// connection). After our client disconnects, the broker must hold no session
+// for it: a later connection with the same client id finds none.
+func TestTokenCleanSessionLeavesNoSessionBehind(t *testing.T) {
+	t.Skip("known bug: client/client.go buildConnect (lines 311-325) sets CleanStart from the token's cleanSession but keeps the session expiry of the options (0xFFFFFFFF unless WithCleanSession/WithSessionExpiry), so a token with cleanSession: true leaves a session (subscriptions, queued messages) on the broker for up to max_session_expiry (7 days) after every disconnect")
+	t.Parallel()
+	srv, keys := tokenBroker(t, map[string]auth.Policy{
+		"user1": {ClientID: "%u", CleanSession: true, Publish: []string{"chat/%u/#"}, Subscribe: []string{"chat/%u/#"}},
+	})
+	c := newClient(t, srv.TCPAddr, client.WithTokenAPI(tokenAPIFor(t, srv, keys["user1"])))
+	if err := c.Subscribe(context.Background(), "chat/user1/#", nil, client.QOSOne); err != nil {
+		t.Fatal(err)
+	}
+	startSubscribed(t, c)
+	obs := observe(t, srv, broker.EventClientDisconnected)
+	c.Stop()
+	awaitBrokerEvent(t, obs, broker.EventClientDisconnected, "user1")
+
+	tr := fetchToken(t, srv, keys["user1"])
+	probe := dialV3(t, srv.TCPAddr, tr.ClientID, false, nil, func(o *paho3.ClientOptions) {
+		o.SetUsername(tr.Username)
+		o.SetPassword(tr.Password)
+	})
+	if probe.present() {
+		t.Errorf("a session for %s outlived a cleanSession: true connection", tr.ClientID)
 	}
 }

@@ -186,42 +186,20 @@ func awaitBrokerEvent(t testing.TB, o *broker.Observer, kind broker.EventKind, c
 	}
 }
 
-// storeWired reports whether the broker in srv keeps a durable store in its
-// data dir. Until the store is wired into the broker, brokertest's data dir
-// stays empty and nothing survives a restart.
-func storeWired(t testing.TB, srv *brokertest.Server) bool {
+// needStore fails the test unless the broker in srv keeps its durable store
+// in its data dir (restart and crash tests mean nothing without it).
+func needStore(t testing.TB, srv *brokertest.Server) {
 	t.Helper()
 	if srv.DataDir == "" {
-		return false
+		t.Fatal("the broker runs without a store")
 	}
 	entries, err := os.ReadDir(srv.DataDir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return len(entries) > 0
-}
-
-func needStore(t testing.TB, srv *brokertest.Server) {
-	t.Helper()
-	if !storeWired(t, srv) {
-		t.Skip("needs the durable store: broker/store.go does not open a store yet (branch store not merged)")
+	if len(entries) == 0 {
+		t.Fatalf("the store wrote nothing to %s", srv.DataDir)
 	}
-}
-
-// crasher is brokertest's crash helper: the broker stops as a killed process
-// would, its store abandoned; srv.Restart brings it back on the same data.
-type crasher interface {
-	Crash(t testing.TB)
-}
-
-func needCrash(t testing.TB, srv *brokertest.Server) crasher {
-	t.Helper()
-	needStore(t, srv)
-	c, ok := any(srv).(crasher)
-	if !ok {
-		t.Skip("needs brokertest's crash helper (branch store not merged)")
-	}
-	return c
 }
 
 // unique returns a name unique within the test process.

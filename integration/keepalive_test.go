@@ -79,7 +79,6 @@ func TestSilentClientIsDisconnectedAtOneAndAHalfKeepaliveAndItsWillIsPublished(t
 // uses keepalive 1 s: the broker may close the connection only after 1.5 s
 // of silence [MQTT-3.1.2-24].
 func TestSilentClientWithOddKeepaliveIsNotDisconnectedBeforeOneAndAHalfKeepalive(t *testing.T) {
-
 	t.Parallel()
 	srv := brokertest.Start(t, brokertest.WithoutStore())
 	obs := observe(t, srv, broker.EventClientDisconnected)

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	paho3 "github.com/eclipse/paho.mqtt.golang"
+
 	"github.com/courier-mqtt/courier/broker"
 	"github.com/courier-mqtt/courier/broker/brokertest"
 	"github.com/courier-mqtt/courier/client"
@@ -111,10 +113,11 @@ func runOfflineReplay(t *testing.T, srv *brokertest.Server, disrupt func()) {
 
 	pub := startClient(t, srv.TCPAddr, client.WithClientID(unique("replay-pub")), client.WithCleanSession(true))
 	ctx := ctxFor(t)
-	// The returning client's resubscribe may be refused with 0x91 (see
-	// TestSubscribeWithPacketIDOfServersInflightPublishIsGranted); the broker
-	// keeps the session's subscription, and the stream does not depend on
-	// the client's subscription store.
+	// The returning client renews its subscription while the queued
+	// messages are resent, which mochi may refuse with 0x91 (see
+	// TestSubscribeWithPacketIDOfServersInflightPublishIsGranted); the
+	// session keeps its subscription either way, and the stream does not
+	// depend on the client's subscription store.
 	for seq := range replayN {
 		if err := pub.Publish(ctx, "rp/"+id, replayPayload(seq%3, seq), client.QOSLevel(seq%3)); err != nil {
 			t.Fatalf("publish %d: %v", seq, err)
@@ -179,45 +182,78 @@ func TestQueuedQoS1And2MessagesReplayInOrderAcrossGracefulBrokerRestart(t *testi
 func TestQueuedQoS1And2MessagesReplayInOrderAcrossBrokerCrash(t *testing.T) {
 	t.Parallel()
 	srv := brokertest.Start(t)
-	c := needCrash(t, srv)
-	runOfflineReplay(t, srv, func() { c.Crash(t); srv.Restart(t) })
+	needStore(t, srv)
+	runOfflineReplay(t, srv, func() { srv.Crash(t); srv.Restart(t) })
+}
+
+// livePublisher publishes one message and reports whether it was accepted
+// (an error wrapping client.ErrInFlight counts as accepted: the message stays
+// in the client's session and is resent by the client).
+type livePublisher func(topic string, qos byte, payload string) error
+
+// ourPublisher is a persistent publisher of ours with on-disk state.
+func ourPublisher(t *testing.T, addr, id string) livePublisher {
+	pub := startClient(t, addr, client.WithClientID(id), client.WithPersistence(t.TempDir()))
+	ctx := ctxFor(t)
+	return func(topic string, qos byte, payload string) error {
+		err := pub.Publish(ctx, topic, payload, client.QOSLevel(qos))
+		if errors.Is(err, client.ErrInFlight) {
+			t.Logf("publish %s: %v (left to the client's session)", payload, err)
+			return nil
+		}
+		return err
+	}
+}
+
+// pahoV3Publisher is a persistent paho.mqtt.golang (MQTT 3.1.1) publisher
+// that reconnects by itself and resends its in-flight messages.
+func pahoV3Publisher(t *testing.T, addr, id string) livePublisher {
+	conn := dialV3(t, addr, id, false, nil, func(o *paho3.ClientOptions) {
+		o.SetAutoReconnect(true).SetMaxReconnectInterval(100 * time.Millisecond).SetConnectRetryInterval(50 * time.Millisecond)
+	})
+	return func(topic string, qos byte, payload string) error {
+		tok := conn.c.Publish(topic, qos, false, payload)
+		if !tok.WaitTimeout(waitFor) {
+			return fmt.Errorf("publish %s: timed out", payload)
+		}
+		if err := tok.Error(); err != nil {
+			// paho.mqtt.golang ends the token of a message whose write met
+			// the closing connection, and keeps the message in its store
+			// for the resend after reconnecting (clean session off).
+			t.Logf("publish %s: %v (left to the client's store)", payload, err)
+		}
+		return nil
+	}
 }
 
 // runLiveReplay streams replayN messages from a persistent publisher to a
-// connected persistent subscriber and runs disrupt once the subscriber has
-// seen a third of them. Both clients reconnect by themselves; the publisher
-// never publishes a message twice (an ErrInFlight message stays in its
-// session and is resent by the client).
-func runLiveReplay(t *testing.T, srv *brokertest.Server, withQoS2 bool, disrupt func()) {
+// connected persistent subscriber of ours and runs disrupt once the
+// subscriber has seen a third of them. Both clients reconnect by themselves;
+// the publisher never publishes a message twice.
+func runLiveReplay(t *testing.T, srv *brokertest.Server, withQoS2 bool, newPub func(t *testing.T, addr, id string) livePublisher, disrupt func()) {
 	id := unique("live")
 	sub, in := persistentSubscriber(t, srv.TCPAddr, id, t.TempDir())
 	startSubscribed(t, sub)
-	pub := startClient(t, srv.TCPAddr, client.WithClientID(id+"-pub"), client.WithPersistence(t.TempDir()))
+	pub := newPub(t, srv.TCPAddr, id+"-pub")
 
 	done := make(chan error, 1)
-	ctx := ctxFor(t)
 	go func() {
 		for seq := range replayN {
 			// QoS 0 is not retried: it may be lost while the broker is down.
-			qos := client.QOSOne
+			qos := byte(1)
 			if withQoS2 && seq%2 == 1 {
-				qos = client.QOSTwo
+				qos = 2
 			}
-			err := pub.Publish(ctx, "rp/"+id, replayPayload(int(qos), seq), qos)
-			if err != nil && !errors.Is(err, client.ErrInFlight) {
+			if err := pub("rp/"+id, qos, replayPayload(int(qos), seq)); err != nil {
 				done <- fmt.Errorf("publish %d: %w", seq, err)
 				return
 			}
-			if err != nil {
-				t.Logf("publish %d: %v (left to the client's session)", seq, err)
-			}
-
 		}
-		endQoS := client.QOSOne
+		endQoS := byte(1)
 		if withQoS2 {
-			endQoS = client.QOSTwo
+			endQoS = 2
 		}
-		done <- pub.Publish(ctx, "rp/"+id, "end", endQoS)
+		done <- pub("rp/"+id, endQoS, "end")
 	}()
 	var got []msg
 	got = append(got, in.take(t, replayN/3)...)
@@ -251,7 +287,7 @@ collect:
 			break collect
 		}
 	}
-	if err := <-done; err != nil && !errors.Is(err, client.ErrInFlight) {
+	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
 	checkLive(t, got, replayN, withQoS2)
@@ -280,7 +316,15 @@ func checkLive(t testing.TB, got []msg, n int, withQoS2 bool) {
 	defer checkOrder(t, disorder)
 	for seq := range n {
 		if c := count[seq]; c == 0 || (withQoS2 && seq%2 == 1 && c != 1) {
-			t.Errorf("message %d delivered %d times", seq, c)
+			var copies []string
+			for _, m := range got {
+				if m.Payload != "end" {
+					if _, sq := parseReplay(t, m.Payload); sq == seq {
+						copies = append(copies, fmt.Sprintf("qos=%d dup=%v", m.QoS, m.Dup))
+					}
+				}
+			}
+			t.Errorf("message %d delivered %d times %v", seq, c, copies)
 		}
 	}
 }
@@ -293,7 +337,7 @@ func TestQoS1StreamSurvivesGracefulBrokerRestart(t *testing.T) {
 	t.Parallel()
 	srv := brokertest.Start(t)
 	needStore(t, srv)
-	runLiveReplay(t, srv, false, func() { srv.Restart(t) })
+	runLiveReplay(t, srv, false, ourPublisher, func() { srv.Restart(t) })
 }
 
 // pahoQoS2Panic is the known paho.golang bug that makes live QoS 2 streams
@@ -308,7 +352,19 @@ func TestQoS1And2StreamSurvivesGracefulBrokerRestart(t *testing.T) {
 	t.Parallel()
 	srv := brokertest.Start(t)
 	needStore(t, srv)
-	runLiveReplay(t, srv, true, func() { srv.Restart(t) })
+	runLiveReplay(t, srv, true, ourPublisher, func() { srv.Restart(t) })
+}
+
+// TestQoS1And2StreamFromMQTT311PublisherSurvivesGracefulBrokerRestart is the
+// QoS 1/2 stream across a graceful restart with paho.mqtt.golang publishing
+// (MQTT 3.1.1) to our subscriber: no QoS 1 message lost, every QoS 2 message
+// exactly once, in order.
+func TestQoS1And2StreamFromMQTT311PublisherSurvivesGracefulBrokerRestart(t *testing.T) {
+	t.Skip("known bug: about 1 run in 50, a QoS 2 message published while the broker shuts down gracefully reaches the subscriber twice, the second copy a new PUBLISH (DUP 0; seen [dup=false dup=false] and [dup=true dup=false]): the broker forwarded the publisher's PUBLISH but kept no durable inbound QoS 2 record for it, so the publisher's resend after the restart (same packet id, DUP 1) was taken for a new message [MQTT-4.3.3-10]. The crash variant below passed 60 of 60: suspect the graceful shutdown order in broker.Shutdown (hooks/store stops recording before mochi stops reading client packets)")
+	t.Parallel()
+	srv := brokertest.Start(t)
+	needStore(t, srv)
+	runLiveReplay(t, srv, true, pahoV3Publisher, func() { srv.Restart(t) })
 }
 
 // TestQoS1StreamSurvivesBrokerCrash crashes the broker (connections cut, the
@@ -317,10 +373,23 @@ func TestQoS1And2StreamSurvivesGracefulBrokerRestart(t *testing.T) {
 // to the publisher is lost, in order. QoS 2 stays out of this live stream for
 // the paho.golang defect above (a publisher losing its connection while
 // PUBRECs arrive can panic the test process); QoS 2 across a crash is
-// covered with raw packets in hooks/store and broker.
+// covered by the offline replay above, and with raw packets in hooks/store
+// and broker.
 func TestQoS1StreamSurvivesBrokerCrash(t *testing.T) {
 	t.Parallel()
 	srv := brokertest.Start(t)
-	c := needCrash(t, srv)
-	runLiveReplay(t, srv, false, func() { c.Crash(t); srv.Restart(t) })
+	needStore(t, srv)
+	runLiveReplay(t, srv, false, ourPublisher, func() { srv.Crash(t); srv.Restart(t) })
+}
+
+// TestQoS1And2StreamFromMQTT311PublisherSurvivesBrokerCrash is the live QoS
+// 1/2 stream across a crash, published by paho.mqtt.golang (which has no
+// counterpart of the paho.golang QoS 2 defect) to our subscriber: no QoS 1
+// message lost, every QoS 2 message exactly once, in order.
+func TestQoS1And2StreamFromMQTT311PublisherSurvivesBrokerCrash(t *testing.T) {
+	t.Skip("known bug: under load (full suite, -race, 2 cores) about 1 run in 70 loses a QoS 2 message across the crash (passed 60 of 60 alone): the publisher saw no error, so its flow completed, possibly by resending PUBREL to the restarted broker that had no record of the message (mochi then answers PUBCOMP 0x92, which 3.1.1 cannot carry: the publisher cannot tell). With our MQTT 5 publisher the same window showed as PUBCOMP 0x92. Suspect PUBREC leaves before the message's routed copies and inbound QoS 2 record are durable in hooks/store")
+	t.Parallel()
+	srv := brokertest.Start(t)
+	needStore(t, srv)
+	runLiveReplay(t, srv, true, pahoV3Publisher, func() { srv.Crash(t); srv.Restart(t) })
 }

@@ -120,20 +120,8 @@ func TestThousandClientsExchangeCrossTrafficWithExactAccounting(t *testing.T) {
 	wg.Wait()
 	close(pubErrs)
 	var failed []string
-	idClash := 0
 	for err := range pubErrs {
-		// The known mochi packet id clash (see
-		// TestServerAndClientQoS2FlowsWithTheSamePacketIDAreIndependent):
-		// the message is delivered, but its PUBREL is answered 0x92. The
-		// accounting below still proves it arrived exactly once.
-		if code, ok := client.ReasonCode(err); ok && code == 0x92 {
-			idClash++
-			continue
-		}
 		failed = append(failed, err.Error())
-	}
-	if idClash > 0 {
-		t.Logf("known bug: %d QoS 2 publishes answered PUBCOMP 0x92 (packet id clash in mochi)", idClash)
 	}
 	if len(failed) > 0 {
 		t.Errorf("%d publishes failed, e.g. %s", len(failed), strings.Join(failed[:min(3, len(failed))], "; "))

@@ -3,8 +3,11 @@ package integration_test
 import (
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
 
 	"github.com/courier-mqtt/courier/broker"
 	"github.com/courier-mqtt/courier/broker/brokertest"
@@ -166,5 +169,69 @@ func awaitExpiry(t testing.TB, obs, fresh *broker.Observer, id string) {
 		case <-deadline:
 			t.Fatalf("session %s never expired", id)
 		}
+	}
+}
+
+// expiryGate is a mochi hook that holds the expiry of one session open: the
+// first OnClientExpired for client blocks until release closes.
+type expiryGate struct {
+	mqtt.HookBase
+	client  string
+	entered chan struct{}
+	release chan struct{}
+	once    sync.Once
+}
+
+func (g *expiryGate) ID() string           { return "test-expiry-gate" }
+func (g *expiryGate) Provides(b byte) bool { return b == mqtt.OnClientExpired }
+func (g *expiryGate) OnClientExpired(cl *mqtt.Client) {
+	if cl.ID != g.client {
+		return
+	}
+	g.once.Do(func() {
+		close(g.entered)
+		<-g.release
+	})
+}
+
+// TestReconnectDuringSessionExpiryGetsANewWorkingSession reconnects a client
+// while the broker is expiring its session (held there by a hook,
+// deterministically). The session has expired, so the client must get a new
+// one: session present 0, nothing queued [MQTT-3.1.2-23]; and the new
+// connection must keep working once the expiry completes.
+func TestReconnectDuringSessionExpiryGetsANewWorkingSession(t *testing.T) {
+	t.Skip("known bug: mochi v2.7.9 clearExpiredClients (server.go:1709-1711) runs OnClientExpired and then s.Clients.Delete(id) by client id, unsynchronised with attachClient: a CONNECT in between resumes the half-expired session (seen: session present 1; in the matrix, once, the queued message delivered but the subscription gone), and the Delete then removes the new live connection from the registry (seen: a message on a new subscription never arrives)")
+	t.Parallel()
+	id := unique("expiring")
+	gate := &expiryGate{client: id, entered: make(chan struct{}), release: make(chan struct{})}
+	srv := brokertest.Start(t, brokertest.WithoutStore(), brokertest.WithOptions(broker.WithHook(gate, nil)))
+	obs := observe(t, srv, broker.EventClientDisconnected, broker.EventSessionExpired)
+	first := dialV5(t, srv.TCPAddr, id, false, time.Second, nil)
+	first.subscribe(t, "exp/"+id, 1)
+	first.close()
+	awaitBrokerEvent(t, obs, broker.EventClientDisconnected, id)
+	pub := dialV5(t, srv.TCPAddr, id+"-pub", true, 0, nil)
+	pub.publish(t, "exp/"+id, 1, false, "queued")
+
+	select {
+	case <-gate.entered:
+	case <-time.After(waitFor):
+		t.Fatal("the session never started expiring")
+	}
+	in := newInbox()
+	back := dialV5(t, srv.TCPAddr, id, false, time.Minute, in)
+	if back.present() {
+		t.Errorf("session present after the session expired")
+	}
+	close(gate.release)
+	// A canary expiring in a later pass says the subject's pass is over.
+	canary := id + "-canary"
+	dialV5(t, srv.TCPAddr, canary, false, time.Second, nil).close()
+	awaitBrokerEvent(t, obs, broker.EventSessionExpired, canary)
+
+	back.subscribe(t, "exp2/"+id, 1)
+	pub.publish(t, "exp2/"+id, 1, false, "after")
+	if got := payloads(in.take(t, 1)); got[0] != "after" {
+		t.Errorf("new session got %v first, want [after]", got)
 	}
 }

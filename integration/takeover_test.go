@@ -66,7 +66,6 @@ func readPublishes(t *testing.T, rc *rawConn, topic string, n int) (payloads []s
 // not dropped, so the broker must not report them as dropped
 // (EventMessageDropped, courier_messages_dropped_total).
 func TestResumingASessionReportsNoMessageDropped(t *testing.T) {
-
 	t.Parallel()
 	srv := brokertest.Start(t, brokertest.WithoutStore())
 	id := unique("resume")

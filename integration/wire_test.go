@@ -57,11 +57,8 @@ func dialV3(t testing.TB, addr, id string, clean bool, in *inbox, opts ...func(*
 	return conn
 }
 
-func (v *v3Conn) close() {
-	if v.c.IsConnectionOpen() {
-		v.c.Disconnect(100)
-	}
-}
+// close disconnects, and also stops a client that is reconnecting.
+func (v *v3Conn) close() { v.c.Disconnect(100) }
 
 // idInUseRetries bounds the resends of a SUBSCRIBE refused with 0x91. mochi
 // checks a client's SUBSCRIBE packet id against the ids of its own outbound
