@@ -43,6 +43,11 @@ type Client struct {
 	state    connState
 	connCh   chan struct{} // closed while connected
 	resolved []*url.URL
+
+	// pool is set in multi-connection mode: the per-address clients.
+	pool *connPool
+	// parent is the multi-connection client a per-address client belongs to.
+	parent *Client
 }
 
 // instance is one Start..Stop run.
@@ -88,6 +93,14 @@ func NewClient(opts ...Option) (*Client, error) {
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
+	c := newClient(o)
+	if o.multiConn {
+		c.pool = &connPool{}
+	}
+	return c, nil
+}
+
+func newClient(o options) *Client {
 	c := &Client{
 		opts:   o,
 		log:    o.logger.With("component", "client"),
@@ -100,7 +113,7 @@ func NewClient(opts ...Option) (*Client, error) {
 	c.state.username = o.username
 	c.state.keepAlive = o.keepAlive
 	c.chains.Store(c.mw.build(c))
-	return c, nil
+	return c
 }
 
 // Info returns the current connection information (what events carry).
@@ -149,6 +162,9 @@ func (c *Client) openSession() (*state.State, *offlineQueue, error) {
 // and the event stream). Without auto-reconnect a failed first attempt is
 // returned and the client stops.
 func (c *Client) Start() error {
+	if c.pool != nil {
+		return c.startMulti()
+	}
 	c.lifeMu.Lock()
 	if c.run.Load() != nil {
 		c.lifeMu.Unlock()
@@ -353,6 +369,9 @@ func (c *Client) onConnectionUp(in *instance, ca *paho.Connack) {
 		c.emit(Event{Type: EventReconnect})
 	}
 	in.once.Do(func() { in.first <- nil })
+	if c.parent != nil {
+		c.parent.refreshConnected()
+	}
 
 	in.wg.Add(1)
 	go func() {
@@ -375,6 +394,9 @@ func (c *Client) onConnectionDown(in *instance) bool {
 	c.connected.Store(false)
 	c.connCh = make(chan struct{})
 	c.stateMu.Unlock()
+	if c.parent != nil {
+		c.parent.refreshConnected()
+	}
 	if in.ctx.Err() != nil {
 		return false
 	}
@@ -438,6 +460,10 @@ func (c *Client) Stop() {
 	if in == nil {
 		return
 	}
+	if c.pool != nil {
+		c.stopMulti(in)
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.opts.gracePeriod)
 	defer cancel()
 	_ = in.manager().Disconnect(ctx)
@@ -451,6 +477,9 @@ func (c *Client) Stop() {
 	}
 	c.state.conn = nil
 	c.stateMu.Unlock()
+	if c.parent != nil {
+		c.parent.refreshConnected()
+	}
 	c.emit(Event{Type: EventDisconnect})
 }
 

@@ -30,6 +30,13 @@
 // safe for concurrent use. Handlers run one at a time on the receive
 // goroutine and must not block for long.
 //
+// With WithResolver and UseMultiConnectionMode the client keeps one
+// connection per resolved broker address (capped by WithPoolSize): publishes
+// go round-robin over the connected ones, shared subscriptions
+// (SharedSubscriptionPredicate, default the $share/ prefix) are made on every
+// connection and the others on the first, and connections follow the
+// resolver's list. Events carry the connection's address in Conn.Address.
+//
 // Subpackage otelcourier adds OpenTelemetry tracing and metrics as
 // middleware; examples/getting-started is courier-go's getting-started
 // program running on this package.

@@ -40,7 +40,9 @@ func (c *Client) InfoHandler() http.Handler {
 		}
 		if in := c.current(); in != nil {
 			r.Started = true
-			r.OfflineQueued = in.queue.Len()
+			if in.queue != nil { // nil in multi-connection mode
+				r.OfflineQueued = in.queue.Len()
+			}
 		}
 		if r.Connected {
 			c.stateMu.Lock()

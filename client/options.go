@@ -120,6 +120,12 @@ type options struct {
 	offlineSize   int
 	offlinePolicy DropPolicy
 
+	multiConn    bool
+	poolSize     int
+	poolSizeSet  bool
+	sharedPred   func(topic string) bool
+	sharedPredOn bool
+
 	onConnect        func(PubSub)
 	onConnectionLost func(error)
 	onReconnect      func(PubSub)
@@ -176,6 +182,30 @@ func (o *options) validate() error {
 	if o.backoff != nil && (o.minBackoff != time.Second || o.maxBackoff != 30*time.Second) {
 		conflict("WithBackoff and WithReconnectBackoff/WithMaxReconnectInterval")
 	}
+	if o.multiConn {
+		if o.resolver == nil {
+			conflict("UseMultiConnectionMode needs WithResolver")
+		}
+		if o.tokenAPI != nil {
+			conflict("UseMultiConnectionMode and WithTokenAPI (the token names one address)")
+		}
+		if o.persistDir != "" {
+			conflict("UseMultiConnectionMode and WithPersistence")
+		}
+	} else {
+		if o.poolSizeSet {
+			conflict("WithPoolSize without UseMultiConnectionMode")
+		}
+		if o.sharedPredOn {
+			conflict("SharedSubscriptionPredicate without UseMultiConnectionMode")
+		}
+	}
+	if o.poolSizeSet && o.poolSize < 1 {
+		errs = append(errs, fmt.Errorf("%w: pool size %d", ErrInvalidOption, o.poolSize))
+	}
+	if o.sharedPredOn && o.sharedPred == nil {
+		errs = append(errs, fmt.Errorf("%w: nil shared subscription predicate", ErrInvalidOption))
+	}
 	if len(o.addresses) == 0 && o.resolver == nil && o.tokenAPI == nil {
 		errs = append(errs, ErrNoAddress)
 	}
@@ -211,6 +241,9 @@ func (o *options) validate() error {
 			// clean-session=false that courier-go users expect.
 			o.sessionExpiry = 0xFFFFFFFF * time.Second
 		}
+	}
+	if o.sharedPred == nil {
+		o.sharedPred = IsSharedSubscription
 	}
 	if o.backoff == nil {
 		o.backoff = FullJitterBackoff(o.minBackoff, o.maxBackoff)

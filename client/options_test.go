@@ -50,6 +50,14 @@ func TestNewClientValidation(t *testing.T) {
 		{"retention", []client.Option{addr, client.WithUnmatchedRetention(360*time.Second, 1000)}, nil},
 		{"token api alone", []client.Option{client.WithTokenAPI(tok)}, nil},
 		{"resolver alone", []client.Option{client.WithResolver(staticResolver{})}, nil},
+		{"multi-connection mode", []client.Option{client.WithResolver(staticResolver{}), client.UseMultiConnectionMode, client.WithPoolSize(2), client.SharedSubscriptionPredicate(client.IsSharedSubscription)}, nil},
+		{"multi-connection mode without resolver", []client.Option{addr, client.UseMultiConnectionMode}, client.ErrConflictingOptions},
+		{"multi-connection mode and token api", []client.Option{client.WithResolver(staticResolver{}), client.UseMultiConnectionMode, client.WithTokenAPI(tok)}, client.ErrConflictingOptions},
+		{"multi-connection mode and persistence", []client.Option{client.WithResolver(staticResolver{}), client.UseMultiConnectionMode, client.WithPersistence(t.TempDir())}, client.ErrConflictingOptions},
+		{"pool size without multi-connection mode", []client.Option{client.WithResolver(staticResolver{}), client.WithPoolSize(2)}, client.ErrConflictingOptions},
+		{"predicate without multi-connection mode", []client.Option{addr, client.SharedSubscriptionPredicate(client.IsSharedSubscription)}, client.ErrConflictingOptions},
+		{"zero pool size", []client.Option{client.WithResolver(staticResolver{}), client.UseMultiConnectionMode, client.WithPoolSize(0)}, client.ErrInvalidOption},
+		{"nil predicate", []client.Option{client.WithResolver(staticResolver{}), client.UseMultiConnectionMode, client.SharedSubscriptionPredicate(nil)}, client.ErrInvalidOption},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

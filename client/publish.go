@@ -25,6 +25,9 @@ func (c *Client) Publish(ctx context.Context, topic string, message any, opts ..
 }
 
 func (c *Client) publish(ctx context.Context, topic string, message any, opts ...CallOption) error {
+	if c.pool != nil {
+		return c.publishMulti(ctx, topic, message, opts...)
+	}
 	o := newCallOptions(opts)
 	if o.qos > QOSTwo {
 		return fmt.Errorf("%w: qos %d", ErrInvalidOption, o.qos)

@@ -148,6 +148,9 @@ func (c *Client) subscribeAll(ctx context.Context, subs []*subscription) error {
 			return fmt.Errorf("%w: subscription %q qos %d", ErrInvalidOption, s.filter, s.qos)
 		}
 	}
+	if c.pool != nil {
+		return c.subscribeMulti(ctx, subs)
+	}
 	in := c.current()
 	connected := in != nil && c.connected.Load()
 	gen := c.connGen.Load()
@@ -252,6 +255,9 @@ func (c *Client) unsubscribe(ctx context.Context, topics ...string) error {
 	if len(topics) == 0 {
 		return fmt.Errorf("%w: no topics", ErrInvalidOption)
 	}
+	if c.pool != nil {
+		return c.unsubscribeMulti(ctx, topics)
+	}
 	c.subs.remove(topics...)
 	in := c.current()
 	if in == nil || !c.connected.Load() {
@@ -315,7 +321,13 @@ func (c *Client) onPublishReceived(in *instance, pr paho.PublishReceived) (bool,
 		}
 	}
 	c.emit(Event{Type: EventMessageReceive, Topic: msg.Topic, QoS: msg.QoS, Size: len(msg.payload)})
-	c.chains.Load().recv(in.ctx, c, msg)
+	owner := c
+	if c.parent != nil {
+		// A per-address client of a multi-connection client: the parent's
+		// middleware, handlers and streams get the message.
+		owner = c.parent
+	}
+	owner.chains.Load().recv(in.ctx, owner, msg)
 	return true, nil
 }
 
