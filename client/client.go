@@ -308,9 +308,13 @@ func (c *Client) buildConnect(in *instance, cp *paho.Connect) (*paho.Connect, er
 			keepAlive = creds.KeepAlive
 			cp.KeepAlive = uint16(keepAlive / time.Second)
 		}
-		if creds.CleanSession != nil && *creds.CleanSession {
-			cp.CleanStart = true
-		}
+	}
+	expiry := uint32(o.sessionExpiry / time.Second)
+	if creds != nil && creds.CleanSession != nil && *creds.CleanSession {
+		// The token API's cleanSession is MQTT 3.1.1's clean session: a
+		// fresh session that also ends with the connection.
+		cp.CleanStart = true
+		expiry = 0
 	}
 	if o.cleanSession {
 		cp.CleanStart = true // every connection, as in MQTT 3.1.1
@@ -321,7 +325,6 @@ func (c *Client) buildConnect(in *instance, cp *paho.Connect) (*paho.Connect, er
 	// mochi strips user properties from every packet unless the client asks
 	// for problem information.
 	cp.Properties.RequestProblemInfo = true
-	expiry := uint32(o.sessionExpiry / time.Second)
 	cp.Properties.SessionExpiryInterval = &expiry
 
 	c.stateMu.Lock()

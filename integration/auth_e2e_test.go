@@ -270,7 +270,6 @@ func fetchToken(t testing.TB, srv *brokertest.Server, apiKey string) auth.TokenR
 // connection). After our client disconnects, the broker must hold no session
 // for it: a later connection with the same client id finds none.
 func TestTokenCleanSessionLeavesNoSessionBehind(t *testing.T) {
-	t.Skip("known bug: client/client.go buildConnect (lines 311-325) sets CleanStart from the token's cleanSession but keeps the session expiry of the options (0xFFFFFFFF unless WithCleanSession/WithSessionExpiry), so a token with cleanSession: true leaves a session (subscriptions, queued messages) on the broker for up to max_session_expiry (7 days) after every disconnect")
 	t.Parallel()
 	srv, keys := tokenBroker(t, map[string]auth.Policy{
 		"user1": {ClientID: "%u", CleanSession: true, Publish: []string{"chat/%u/#"}, Subscribe: []string{"chat/%u/#"}},
