@@ -387,7 +387,7 @@ func TestQoS1StreamSurvivesBrokerCrash(t *testing.T) {
 // counterpart of the paho.golang QoS 2 defect) to our subscriber: no QoS 1
 // message lost, every QoS 2 message exactly once, in order.
 func TestQoS1And2StreamFromMQTT311PublisherSurvivesBrokerCrash(t *testing.T) {
-	t.Skip("known bug: with main 47262ba/ae69c57 about 1 run in 5 (9 of 40 alone) delivers a QoS 2 message twice across the crash, both copies new PUBLISHes (DUP 0), always the message in flight at the crash point: the broker forwarded the publisher's PUBLISH to the online subscriber before its inbound QoS 2 record was durable, the crash lost the record, and the publisher's resend (same packet id, DUP 1) was routed again [MQTT-4.3.3-10]. Exactly once needs the inbound record durable before the message is forwarded (hooks/store holds acks until commit, not forwarding). Earlier runs also showed a QoS 2 loss (PUBREL resent to a broker without the record: PUBCOMP 0x92)")
+	t.Skip("known bug: under heavy load (-race, 2 busy cores) about 3 runs in 40 lose or duplicate the QoS 2 message in flight at the crash (seen: delivered 0 times; delivered twice, dup=false then dup=true); 25 of 25 passed under lighter load. hooks/store now writes the inbound QoS 2 record in the same write-ahead as the subscribers' copies, which closed one window; the rest is open")
 	t.Parallel()
 	srv := brokertest.Start(t)
 	needStore(t, srv)
