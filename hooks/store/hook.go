@@ -290,7 +290,25 @@ func (st *Store) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, 
 	if len(ops) == 0 && (st.fixes == nil || len(subs.Shared) == 0) {
 		return pk, nil
 	}
+	// A QoS 2 message from a persistent session: its inbound record (which
+	// recognises the publisher's DUP resend after a restart) goes in the same
+	// write-ahead as the subscribers' copies. Written later, in OnQosPublish,
+	// a crash in between left the copies without the record, and the resend
+	// was delivered a second time.
+	inbound := len(ops) > 0 && pk.FixedHeader.Qos == 2 && !cl.Net.Inline && persistent(cl)
+	if inbound {
+		r := msgRec{Stage: stagePubrec, Qos: 2, PacketID: pk.PacketID, Created: pk.Created, Expiry: pk.Expiry}
+		ops = append(ops, op{kind: opSet, key: inboundKey(cl.ID, pk.PacketID), val: r.encode(kindInbound)})
+	}
 	st.idx.Lock()
+	if inbound {
+		m := st.inbound[cl.ID]
+		if m == nil {
+			m = map[uint16]bool{}
+			st.inbound[cl.ID] = m
+		}
+		m[pk.PacketID] = true
+	}
 	st.fanouts[seq] = fan
 	if !cl.Net.Inline {
 		st.pubFans[cl] = append(st.pubFans[cl], seq)
