@@ -258,3 +258,26 @@ func TestMultiConnectionStop(t *testing.T) {
 	awaitAddresses(t, ev, client.EventConnectSuccess, srvs[1])
 	awaitConnected(t, c)
 }
+
+func TestMultiConnectionPoolSizeConnectsTheFirstAddresses(t *testing.T) {
+	srvs := startBrokers(t, 2)
+	r := newMemResolver()
+	c := newMultiClient(t, r, client.WithPoolSize(1))
+	ev := c.Events(256)
+	defer ev.Close()
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	r.Set(t, srvs[0], srvs[1])
+	awaitAddresses(t, ev, client.EventConnectSuccess, srvs[0])
+	// Reordered, only the new first address fits the pool.
+	r.Set(t, srvs[1], srvs[0])
+	awaitAddresses(t, ev, client.EventDisconnect, srvs[0])
+	awaitAddresses(t, ev, client.EventConnectSuccess, srvs[1])
+	if err := c.Publish(ctxT(t), "mc/pool", "x", client.QOSOne); err != nil {
+		t.Fatal(err)
+	}
+	if e := waitEvent(t, ev, client.EventMessageSendSuccess, nil); e.Conn.Address != srvs[1].TCPAddr {
+		t.Fatalf("published on %s, want %s", e.Conn.Address, srvs[1].TCPAddr)
+	}
+}
