@@ -36,6 +36,7 @@ type Broker struct {
 	mlog *mochiLogHandler
 
 	metrics  *metrics
+	core     *coreHook
 	ready    atomic.Bool
 	stopping atomic.Bool    // set when Shutdown starts disconnecting clients
 	conns    sync.WaitGroup // connection goroutines of every listener
@@ -138,7 +139,8 @@ func (b *Broker) Start(ctx context.Context) (err error) {
 		return err
 	}
 	b.closeFn = closeFn
-	hooks := append([]hookEntry{{newCoreHook(b), nil}}, storeHooks...)
+	b.core = newCoreHook(b)
+	hooks := append([]hookEntry{{b.core, nil}}, storeHooks...)
 	authHooks, err := b.authHooks()
 	if err != nil {
 		return err
@@ -309,6 +311,9 @@ func (b *Broker) shutdown(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("wait for connections: %w", err))
 	}
 
+	if b.core != nil {
+		b.core.exp.stop() // expiry watchers: nothing is connecting any more
+	}
 	// mochi's Close stops its event loop, calls every hook's Stop, and closes
 	// listeners (already stopped). It does not wait for the loop to return.
 	_ = b.srv.Close()

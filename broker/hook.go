@@ -26,12 +26,14 @@ type coreHook struct {
 	parkMu   sync.Mutex // serialises unparking; taken only when a client may have parked messages
 	ids      sync.Map   // client id -> *idSpace, for sessions with collided packet ids
 	to       *takeovers
+	exp      *expiries
 }
 
 func newCoreHook(b *Broker) *coreHook {
 	h := &coreHook{
 		b:       b,
 		to:      newTakeovers(),
+		exp:     newExpiries(),
 		floor:   uint16(b.cfg.Limits.KeepaliveFloor / time.Second),
 		ceiling: uint16(b.cfg.Limits.KeepaliveCeiling / time.Second),
 	}
@@ -182,6 +184,9 @@ func (h *coreHook) dropped(cl *mqtt.Client, pk packets.Packet, reason string) {
 }
 
 func (h *coreHook) OnClientExpired(cl *mqtt.Client) {
+	if !h.expiring(cl) {
+		return
+	}
 	h.forgetIDs(cl.ID)
 	h.b.metrics.expired.Inc()
 	h.b.emit(h.clientEvent(EventSessionExpired, cl))

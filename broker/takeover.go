@@ -30,6 +30,7 @@ func newTakeovers() *takeovers {
 
 // OnSessionEstablish runs before mochi looks for an existing session.
 func (h *coreHook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
+	h.awaitExpiry(cl.ID)
 	if pk.Connect.Clean {
 		return // a clean start discards the old session's messages anyway
 	}

@@ -201,6 +201,9 @@ func (st *Store) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
 // OnClientExpired removes everything stored for an expired session.
 func (st *Store) OnClientExpired(cl *mqtt.Client) {
 	st.kinds.Delete(cl)
+	if cl.IsTakenOver() {
+		return // a connection resumed or replaced the session first: not expired
+	}
 	st.subscriptionsChanged()
 	st.wipeClient(cl.ID)
 }
