@@ -2,14 +2,11 @@ package broker
 
 import (
 	"context"
-	"errors"
-	"io"
-	"net"
 	"net/http"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
+
+	"github.com/courier-mqtt/courier/internal/wsconn"
 
 	"github.com/gorilla/websocket"
 	"github.com/mochi-mqtt/server/v2/listeners"
@@ -76,7 +73,8 @@ func (w *wsServer) handle(rw http.ResponseWriter, r *http.Request) {
 		return // the upgrader has answered with the HTTP error
 	}
 	<-w.ready
-	conn := &wsConn{Conn: c}
+	// deadlineConn adds the keepalive slack (see slackConn) on top.
+	conn := &deadlineConn{Conn: wsconn.New(c)}
 	if !w.l.track(conn) {
 		_ = conn.Close()
 		return
@@ -102,74 +100,3 @@ func (w *wsServer) close(ctx context.Context) {
 	// close, which the broker does after disconnecting clients.
 	_ = w.srv.Shutdown(ctx)
 }
-
-// wsConn adapts a WebSocket to net.Conn: MQTT bytes travel in binary
-// messages, and a packet may span messages [MQTT-6.0.0-2].
-type wsConn struct {
-	*websocket.Conn
-	r       io.Reader
-	writeMu sync.Mutex
-	slack   atomic.Int64 // see slackConn
-}
-
-func (c *wsConn) setDeadlineSlack(d time.Duration) { c.slack.Store(int64(d)) }
-
-func (c *wsConn) Read(p []byte) (int, error) {
-	for {
-		if c.r == nil {
-			mt, r, err := c.NextReader()
-			if err != nil {
-				var ce *websocket.CloseError
-				if errors.As(err, &ce) {
-					return 0, io.EOF
-				}
-				return 0, err
-			}
-			if mt != websocket.BinaryMessage {
-				// [MQTT-6.0.0-1] a non-binary frame is a protocol error.
-				return 0, errors.New("broker: websocket frame is not binary")
-			}
-			c.r = r
-		}
-		n, err := c.r.Read(p)
-		if errors.Is(err, io.EOF) {
-			c.r = nil
-			if n > 0 {
-				return n, nil
-			}
-			continue
-		}
-		return n, err
-	}
-}
-
-func (c *wsConn) Write(p []byte) (int, error) {
-	c.writeMu.Lock()
-	defer c.writeMu.Unlock()
-	if err := c.WriteMessage(websocket.BinaryMessage, p); err != nil {
-		return 0, err
-	}
-	return len(p), nil
-}
-
-// SetDeadline sets the read deadline, and the write deadline under the write
-// lock: gorilla's Conn does not allow SetWriteDeadline concurrently with a
-// write, and mochi refreshes deadlines from its read loop while its write
-// loop writes.
-func (c *wsConn) SetDeadline(t time.Time) error {
-	if !t.IsZero() {
-		t = t.Add(time.Duration(c.slack.Load()))
-	}
-	if err := c.SetReadDeadline(t); err != nil {
-		return err
-	}
-	return c.SetWriteDeadline(t)
-}
-
-func (c *wsConn) SetWriteDeadline(t time.Time) error {
-	c.writeMu.Lock()
-	defer c.writeMu.Unlock()
-	return c.Conn.SetWriteDeadline(t)
-}
-
-var _ net.Conn = (*wsConn)(nil)

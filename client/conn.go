@@ -5,13 +5,14 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/courier-mqtt/courier/internal/wsconn"
 
 	"github.com/eclipse/paho.golang/autopaho"
 	"github.com/eclipse/paho.golang/packets"
@@ -115,7 +116,7 @@ func (c *Client) dial(ctx context.Context, u *url.URL) (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &wsConn{Conn: ws}, nil
+		return wsconn.New(ws), nil
 	}
 	return nil, fmt.Errorf("unsupported scheme %q", u.Scheme)
 }
@@ -141,49 +142,6 @@ func (c *Client) tlsHandshake(ctx context.Context, conn net.Conn, u *url.URL) (n
 	}
 	c.emit(Event{Type: EventSSLHandshakeSuccess, Topic: u.Host, Duration: time.Since(start)})
 	return tc, nil
-}
-
-// wsConn adapts a WebSocket to net.Conn: each Write is one binary frame, Read
-// streams across frames.
-type wsConn struct {
-	*websocket.Conn
-	sync.Mutex // held by paho around each packet write
-	rmu        sync.Mutex
-	r          io.Reader
-}
-
-func (w *wsConn) SetDeadline(t time.Time) error {
-	return errors.Join(w.SetReadDeadline(t), w.SetWriteDeadline(t))
-}
-
-func (w *wsConn) Write(p []byte) (int, error) {
-	if err := w.WriteMessage(websocket.BinaryMessage, p); err != nil {
-		return 0, err
-	}
-	return len(p), nil
-}
-
-func (w *wsConn) Read(p []byte) (int, error) {
-	w.rmu.Lock()
-	defer w.rmu.Unlock()
-	for {
-		if w.r == nil {
-			_, r, err := w.NextReader()
-			if err != nil {
-				return 0, err
-			}
-			w.r = r
-		}
-		n, err := w.r.Read(p)
-		if errors.Is(err, io.EOF) {
-			w.r = nil
-			if n > 0 {
-				return n, nil
-			}
-			continue
-		}
-		return n, err
-	}
 }
 
 // watch starts the ack watchdog for one request on the current connection.

@@ -4,13 +4,13 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"io"
 	"net"
 	"net/url"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/courier-mqtt/courier/internal/wsconn"
 
 	"github.com/gorilla/websocket"
 )
@@ -99,7 +99,7 @@ func (d *Dialer) Dial(ctx context.Context) (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &wsConn{Conn: ws}, nil
+		return wsconn.New(ws), nil
 	}
 }
 
@@ -109,58 +109,4 @@ func (d *Dialer) tlsFor() *tls.Config {
 		c.ServerName, _, _ = net.SplitHostPort(d.host)
 	}
 	return c
-}
-
-// wsConn makes a WebSocket connection a byte stream of MQTT packets
-// (binary messages, [MQTT-6.0.0-1]).
-type wsConn struct {
-	*websocket.Conn
-	r  io.Reader
-	mu sync.Mutex // gorilla's write deadline is not safe beside a write
-}
-
-func (c *wsConn) Read(p []byte) (int, error) {
-	for {
-		if c.r == nil {
-			typ, r, err := c.NextReader()
-			if err != nil {
-				return 0, err
-			}
-			if typ != websocket.BinaryMessage {
-				continue
-			}
-			c.r = r
-		}
-		n, err := c.r.Read(p)
-		if err == io.EOF {
-			c.r = nil
-			if n > 0 {
-				return n, nil
-			}
-			continue
-		}
-		return n, err
-	}
-}
-
-func (c *wsConn) Write(p []byte) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := c.WriteMessage(websocket.BinaryMessage, p); err != nil {
-		return 0, err
-	}
-	return len(p), nil
-}
-
-func (c *wsConn) SetWriteDeadline(t time.Time) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.Conn.SetWriteDeadline(t)
-}
-
-func (c *wsConn) SetDeadline(t time.Time) error {
-	if err := c.SetReadDeadline(t); err != nil {
-		return err
-	}
-	return c.SetWriteDeadline(t)
 }
