@@ -222,9 +222,9 @@ func TestWillDelay(t *testing.T) {
 			rule: "[MQTT-3.1.2-8]",
 			run: func(t *testing.T, srv *brokertest.Server) {
 				w := lcWatch(t, srv, "will/#")
-				c := lcWillConnect(t, srv, 5, "waits", true, 60, mt.Will{Props: lcDelay(2)})
+				c := lcWillConnect(t, srv, 5, "waits", true, 60, mt.Will{Props: lcDelay(1)})
 				lcCut(c)
-				w.Quiet(time.Second) // a negative check, bounded: half the delay
+				w.Quiet(500 * time.Millisecond) // a negative check, bounded: half the delay
 				lcExpectMessage(t, w, "will/waits", "gone waits")
 			},
 		},
@@ -239,7 +239,7 @@ func TestWillDelay(t *testing.T) {
 				if ca := again.MustConnect(mt.Connect{ClientID: "back", Keepalive: 30, Props: [][]byte{mt.Int(mt.PropSessionExpiry, 60)}}); !ca.SessionPresent {
 					t.Fatal("session not resumed")
 				}
-				w.Quiet(2 * time.Second) // twice the delay
+				w.Quiet(1500 * time.Millisecond) // 1.5 x the delay
 			},
 		},
 		{
@@ -281,7 +281,7 @@ func TestWillDelay(t *testing.T) {
 				if r := old.ExpectClosed(); r != 0x8E {
 					t.Fatalf("old connection: DISCONNECT %#x, want 0x8E", r)
 				}
-				w.Quiet(2 * time.Second) // twice the delay
+				w.Quiet(1500 * time.Millisecond) // 1.5 x the delay
 			},
 		},
 		{
