@@ -1,14 +1,16 @@
 package broker
 
 import (
+	"sync"
+
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 )
 
 // lifecycleHook carries the broker's fixes to mochi's connection and
 // session lifecycle: Wills (wills.go), CONNACK and DISCONNECT on the wire
-// (connack.go) and enhanced authentication it does not support
-// (enhancedauth.go). It is registered right after the core hook, before the
+// (connack.go), sessions that end with their connection (session.go) and
+// enhanced authentication it does not support (enhancedauth.go). It is registered right after the core hook, before the
 // store and authentication hooks. Every method runs on mochi's goroutines
 // and never blocks.
 type lifecycleHook struct {
@@ -19,6 +21,7 @@ type lifecycleHook struct {
 	// supplied in code); the broker then leaves them to that hook.
 	enhancedAuth bool
 	wills        *wills
+	closing      sync.Map // *mqtt.Client -> bool: read a DISCONNECT; whether its session ends (session.go)
 	provides     [256]bool
 }
 
@@ -30,7 +33,7 @@ func newLifecycleHook(b *Broker) *lifecycleHook {
 	}
 	for _, p := range []byte{
 		mqtt.OnConnect, mqtt.OnSessionEstablish, mqtt.OnSessionEstablished, mqtt.OnDisconnect,
-		mqtt.OnWill, mqtt.OnPacketEncode,
+		mqtt.OnWill, mqtt.OnPacketEncode, mqtt.OnPacketRead,
 	} {
 		h.provides[p] = true
 	}
@@ -63,6 +66,7 @@ func (h *lifecycleHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 // OnSessionEstablish runs once a connection is authenticated, before mochi
 // takes over an existing session with the same client id.
 func (h *lifecycleHook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
+	h.awaitSessionEnd(cl)
 	h.willConnecting(cl, pk)
 }
 
@@ -74,6 +78,15 @@ func (h *lifecycleHook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet)
 // OnDisconnect runs after mochi has handled a connection's Will.
 func (h *lifecycleHook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
 	h.wills.ended(cl)
+	h.closing.Delete(cl)
+}
+
+// OnPacketRead notes a DISCONNECT before mochi acts on it (session.go).
+func (h *lifecycleHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if pk.FixedHeader.Type == packets.Disconnect {
+		h.disconnecting(cl, pk)
+	}
+	return pk, nil
 }
 
 // OnPacketEncode fixes CONNACK and DISCONNECT packets before mochi encodes
