@@ -154,6 +154,12 @@ func TestConnackProperties(t *testing.T) {
 	if mps := lcProp(t, ca.Props, mt.PropMaximumPacketSize); mps != 4096 {
 		t.Errorf("Maximum Packet Size %d, want the configured 4096", mps)
 	}
+	// The Topic Alias Maximum announced is what the broker accepts: an alias
+	// at the maximum works. [MQTT-3.2.2-17] is the client's side of it.
+	tam := lcProp(t, ca.Props, mt.PropTopicAliasMaximum)
+	if tam == 0 {
+		t.Fatal("Topic Alias Maximum 0")
+	}
 	// Absent or 1, each of these says the feature is available; so it must be.
 	for _, id := range []byte{mt.PropRetainAvailable, mt.PropWildcardAvailable, mt.PropSubIDAvailable, mt.PropSharedSubAvailable} {
 		if p, ok := ca.Props.Get(id); ok && p.Value != 1 {
@@ -183,9 +189,12 @@ func TestConnackProperties(t *testing.T) {
 	if m := lcExpectMessage(t, c, "p/ret", "kept"); !m.Retain {
 		t.Error("retained message delivered without RETAIN")
 	}
-	c.Send(mt.Publish{Topic: "p/id", Payload: []byte("with id")}.Encode())
+	// Sent with the top alias, then by the alias alone. [MQTT-3.3.2-12]
+	c.Send(mt.Publish{Topic: "p/id", Props: [][]byte{mt.Short(mt.PropTopicAlias, uint16(tam))}, Payload: []byte("with id")}.Encode())
+	c.Send(mt.Publish{Topic: "", Props: [][]byte{mt.Short(mt.PropTopicAlias, uint16(tam))}, Payload: []byte("by alias")}.Encode())
 	m := lcExpectMessage(t, c, "p/id", "with id")
 	if id := lcProp(t, m.Props, mt.PropSubscriptionID); id != 9 {
 		t.Errorf("subscription identifier %d", id)
 	}
+	lcExpectMessage(t, c, "p/id", "by alias")
 }
