@@ -71,13 +71,13 @@ func TestConnack(t *testing.T) {
 	}
 
 	lcRun(t, []lcCase{
-		sessionPresent(5, "[MQTT-3.2.2-2] [MQTT-3.2.2-3] [MQTT-3.1.2-4] [MQTT-3.1.2-5] [MQTT-3.1.2-6]"),
-		sessionPresent(4, "[MQTT-3.2.2-1@3.1.1] [MQTT-3.2.2-2@3.1.1] [MQTT-3.2.2-3@3.1.1]"),
+		sessionPresent(5, "[MQTT-3.2.2-2] [MQTT-3.2.2-3] [MQTT-3.1.2-4] [MQTT-3.1.2-5] [MQTT-3.1.2-6] [MQTT-3.1.4-5]"),
+		sessionPresent(4, "[MQTT-3.2.2-1@3.1.1] [MQTT-3.2.2-2@3.1.1] [MQTT-3.2.2-3@3.1.1] [MQTT-3.1.4-4@3.1.1]"),
 		emptyID(5, "[MQTT-3.2.2-16] [MQTT-3.1.3-6] [MQTT-3.1.3-7]"),
 		emptyID(4, "[MQTT-3.1.3-6@3.1.1]"),
 		{
 			name: "an empty client id without a clean session is rejected with 0x02/3.1.1",
-			rule: "[MQTT-3.1.3-8@3.1.1] [MQTT-3.2.2-4@3.1.1] [MQTT-3.2.2-5@3.1.1]",
+			rule: "[MQTT-3.1.3-8@3.1.1] [MQTT-3.1.3-9@3.1.1] [MQTT-3.2.2-4@3.1.1] [MQTT-3.2.2-5@3.1.1]",
 			run: func(t *testing.T, srv *brokertest.Server) {
 				c := mt.Dial(t, srv.TCPAddr, 4)
 				ca := c.Connect(mt.Connect{Keepalive: 30})
@@ -99,6 +99,35 @@ func TestConnack(t *testing.T) {
 			rule: "[MQTT-3.2.0-1@3.1.1] [MQTT-3.1.2-5@3.1.1] [MQTT-3.1.2-4@3.1.1]",
 			run: func(t *testing.T, srv *brokertest.Server) {
 				lcConnackFirst(t, srv, 4)
+			},
+		},
+		{
+			name: "nothing sent after a refused CONNECT is processed",
+			rule: "[MQTT-3.1.4-6]",
+			run: func(t *testing.T, srv *brokertest.Server) {
+				w := lcWatch(t, srv, "after/#")
+				c := mt.Dial(t, srv.TCPAddr, 5)
+				c.Send(mt.Connect{ClientID: "x", Clean: true, Keepalive: 30, Props: [][]byte{mt.String(mt.PropAuthMethod, "SCRAM-SHA-1")}}.Encode(),
+					mt.Publish{Topic: "after/refused", Payload: []byte("must not pass")}.Encode())
+				if ca, err := c.Expect(mt.CONNACK).Connack(5); err != nil || ca.Reason != 0x8C {
+					t.Fatalf("CONNACK %+v %v, want 0x8C", ca, err)
+				}
+				c.ExpectClosed()
+				lcMarker(t, srv, w, "after/refused")
+			},
+		},
+		{
+			name: "nothing sent after a refused CONNECT is processed/3.1.1",
+			rule: "[MQTT-3.1.4-5@3.1.1]",
+			run: func(t *testing.T, srv *brokertest.Server) {
+				w := lcWatch(t, srv, "after/#")
+				c := mt.Dial(t, srv.TCPAddr, 4)
+				c.Send(mt.Connect{Version: 4, Keepalive: 30}.Encode(), mt.Publish{Version: 4, Topic: "after/refused", Payload: []byte("must not pass")}.Encode())
+				if ca, err := c.Expect(mt.CONNACK).Connack(4); err != nil || ca.Reason == 0 {
+					t.Fatalf("CONNACK %+v %v, want a refusal", ca, err)
+				}
+				c.ExpectClosed()
+				lcMarker(t, srv, w, "after/refused")
 			},
 		},
 		{

@@ -31,8 +31,8 @@ func TestDisconnect(t *testing.T) {
 			},
 		},
 		{
-			name: "a connection closed for a protocol error publishes its Will",
-			rule: "[MQTT-3.1.2-8]",
+			name: "a second CONNECT closes the connection, which publishes its Will",
+			rule: "[MQTT-3.1.0-2] [MQTT-3.2.0-2] [MQTT-3.1.2-8]",
 			run: func(t *testing.T, srv *brokertest.Server) {
 				w := lcWatch(t, srv, "will/#")
 				c := lcWillConnect(t, srv, 5, "again", true, -1, mt.Will{})
@@ -42,8 +42,8 @@ func TestDisconnect(t *testing.T) {
 			},
 		},
 		{
-			name: "a connection closed for a protocol error publishes its Will/3.1.1",
-			rule: "[MQTT-3.1.2-8@3.1.1]",
+			name: "a second CONNECT closes the connection, which publishes its Will/3.1.1",
+			rule: "[MQTT-3.1.0-2@3.1.1] [MQTT-3.1.2-8@3.1.1]",
 			run: func(t *testing.T, srv *brokertest.Server) {
 				w := lcWatch(t, srv, "will/#")
 				c := lcWillConnect(t, srv, 4, "again", true, -1, mt.Will{})

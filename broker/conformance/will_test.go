@@ -111,6 +111,15 @@ func TestWill(t *testing.T) {
 
 	lcRun(t, []lcCase{
 		closeWith(5), closeWith(4), closeWith(3),
+		{
+			name: "no Will Flag, no Will/3.1.1",
+			rule: "[MQTT-3.1.2-12@3.1.1]",
+			run: func(t *testing.T, srv *brokertest.Server) {
+				w := lcWatch(t, srv, "#")
+				lcCut(lcDial(t, srv, 4, "plain"))
+				lcMarker(t, srv, w, "will/plain")
+			},
+		},
 		normalDisconnect(5, "[MQTT-3.14.4-3] [MQTT-3.1.2-10]"),
 		normalDisconnect(4, "[MQTT-3.14.4-3@3.1.1] [MQTT-3.1.2-10@3.1.1]"),
 		{
@@ -219,7 +228,7 @@ func TestWillDelay(t *testing.T) {
 		},
 		{
 			name: "the Will waits for its delay",
-			rule: "[MQTT-3.1.2-8]",
+			rule: "[MQTT-3.1.2-7] [MQTT-3.1.2-8]",
 			run: func(t *testing.T, srv *brokertest.Server) {
 				w := lcWatch(t, srv, "will/#")
 				c := lcWillConnect(t, srv, 5, "waits", true, 60, mt.Will{Props: lcDelay(1)})
