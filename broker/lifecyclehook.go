@@ -32,7 +32,7 @@ func newLifecycleHook(b *Broker) *lifecycleHook {
 		wills:        newWills(),
 	}
 	for _, p := range []byte{
-		mqtt.OnConnect, mqtt.OnSessionEstablish, mqtt.OnSessionEstablished, mqtt.OnDisconnect,
+		mqtt.OnConnect, mqtt.OnSessionEstablish, mqtt.OnSessionEstablished, mqtt.OnDisconnect, mqtt.OnClientExpired,
 		mqtt.OnWill, mqtt.OnPacketEncode, mqtt.OnPacketRead,
 	} {
 		h.provides[p] = true
@@ -79,6 +79,12 @@ func (h *lifecycleHook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet)
 func (h *lifecycleHook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
 	h.wills.ended(cl)
 	h.closing.Delete(cl)
+}
+
+// OnClientExpired forgets a client mochi never reported disconnected (its
+// CONNACK could not be written).
+func (h *lifecycleHook) OnClientExpired(cl *mqtt.Client) {
+	h.wills.ended(cl)
 }
 
 // OnPacketRead notes a DISCONNECT before mochi acts on it (session.go).
