@@ -55,7 +55,7 @@ type instance struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
 	cm      atomic.Pointer[autopaho.ConnectionManager] // set by Start or the first OnConnectionUp
-	session *state.State
+	session *guardedSession
 	queue   *offlineQueue
 	wg      sync.WaitGroup
 	first   chan error // result of the first connect attempt
@@ -131,13 +131,13 @@ func (c *Client) connInfo() ConnectionInfo {
 	}
 }
 
-func (c *Client) openSession() (*state.State, *offlineQueue, error) {
+func (c *Client) openSession() (*guardedSession, *offlineQueue, error) {
 	onDrop := func(data []byte) {
 		c.emit(Event{Type: EventOfflineMessageDiscarded, Size: len(data)})
 	}
 	if c.opts.persistDir == "" {
 		q, err := openOfflineQueue("", c.opts.offlineSize, c.opts.offlinePolicy, onDrop)
-		return state.NewInMemory(), q, err
+		return guardSession(state.NewInMemory()), q, err
 	}
 	// The client and server stores and the queue need separate directories: two
 	// paho file stores sharing one return phantom packet ids.
@@ -153,7 +153,7 @@ func (c *Client) openSession() (*state.State, *offlineQueue, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	return state.New(cs, ss), q, nil
+	return guardSession(state.New(cs, ss)), q, nil
 }
 
 // Start connects in the background and returns after the first connect
