@@ -79,7 +79,10 @@ type connState struct {
 	plannedFor  int
 	connectedAt time.Time
 	everUp      bool
-	lostReason  error
+	// sessionPresent is the CONNACK's flag of the current (or last)
+	// connection.
+	sessionPresent bool
+	lostReason     error
 }
 
 // NewClient validates the options and returns a client; call Start to connect.
@@ -123,11 +126,12 @@ func (c *Client) connInfo() ConnectionInfo {
 	c.stateMu.Lock()
 	defer c.stateMu.Unlock()
 	return ConnectionInfo{
-		ClientID:     c.state.clientID,
-		Username:     c.state.username,
-		KeepAlive:    c.state.keepAlive,
-		Address:      c.state.address,
-		CleanSession: c.opts.cleanSession,
+		ClientID:       c.state.clientID,
+		Username:       c.state.username,
+		KeepAlive:      c.state.keepAlive,
+		Address:        c.state.address,
+		CleanSession:   c.opts.cleanSession,
+		SessionPresent: c.state.sessionPresent,
 	}
 }
 
@@ -359,6 +363,11 @@ func (c *Client) onConnectionUp(in *instance, ca *paho.Connack) {
 	c.state.everUp = true
 	c.state.connectedAt = time.Now()
 	c.state.lostReason = nil
+	c.state.sessionPresent = ca.SessionPresent
+	if ca.Properties != nil && ca.Properties.AssignedClientID != "" {
+		// An MQTT 5 broker names a client that connected without an id.
+		c.state.clientID = ca.Properties.AssignedClientID
+	}
 	c.connGen.Add(1)
 	c.connected.Store(true)
 	close(c.connCh)
