@@ -355,7 +355,7 @@ func TestQoS1And2StreamSurvivesGracefulBrokerRestart(t *testing.T) {
 // (MQTT 3.1.1) to our subscriber: no QoS 1 message lost, every QoS 2 message
 // exactly once, in order.
 func TestQoS1And2StreamFromMQTT311PublisherSurvivesGracefulBrokerRestart(t *testing.T) {
-	t.Skip("known bug: 1 or 2 runs in 40, a QoS 2 message published while the broker shuts down gracefully reaches the subscriber twice, the second copy a new PUBLISH (DUP 0; seen [dup=false dup=false] and [dup=true dup=false]), and once out of order: the broker forwarded the publisher's PUBLISH but its inbound QoS 2 record did not survive the restart, so the publisher's resend (same packet id, DUP 1) was taken for a new message [MQTT-4.3.3-10]; same cause as the crash variant below, seen less often because the graceful shutdown flushes the store")
+	t.Skip("known bug: 1 or 2 runs in 40, a QoS 2 message published while the broker shuts down gracefully reaches the subscriber twice, the second copy a new PUBLISH (DUP 0; seen [dup=false dup=false] and [dup=true dup=false]), and once out of order: the broker forwarded the publisher's PUBLISH but its inbound QoS 2 record did not survive the restart, so the publisher's resend (same packet id, DUP 1) was taken for a new message, against MQTT-4.3.3-10; same cause as the crash variant below, seen less often because the graceful shutdown flushes the store")
 	t.Parallel()
 	srv := brokertest.Start(t)
 	needStore(t, srv)
