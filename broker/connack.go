@@ -10,14 +10,17 @@ import (
 // the CONNACK has no Session Present flag (its first byte is reserved, 0).
 const protocolMQIsdp = 3
 
+// mqisdpMaxClientID is the longest client identifier of MQTT 3.1.
+const mqisdpMaxClientID = 23
+
 // checkClientID refuses the client identifiers the MQTT 3 specifications
-// reject with CONNACK 0x02 (Identifier rejected). mochi assigns an id to
-// an MQTT 3.1 client that sent none, which 3.1 does not allow. (A 3.1.1
-// client with an empty id and clean session 0 is refused by mochi already,
-// with the wrong code: fixConnack corrects it.) Long 3.1 client ids are
-// accepted, as by most brokers: 3.1 only obliges clients to stay within 23.
+// reject with CONNACK 0x02 (Identifier rejected). MQTT 3.1 allows 1 to 23
+// characters, and mochi assigns an id to a 3.1 client that sent none or
+// takes a long one. [MQIsdp-3] (A 3.1.1 client with an empty id and clean
+// session 0 is refused by mochi already, with the wrong code: fixConnack
+// corrects it.)
 func (h *lifecycleHook) checkClientID(cl *mqtt.Client, pk packets.Packet) error {
-	if cl.Properties.ProtocolVersion == protocolMQIsdp && pk.Connect.ClientIdentifier == "" {
+	if id := pk.Connect.ClientIdentifier; cl.Properties.ProtocolVersion == protocolMQIsdp && (id == "" || len(id) > mqisdpMaxClientID) {
 		return refuseConnack(cl, packets.Err3ClientIdentifierNotValid)
 	}
 	return nil
@@ -57,6 +60,7 @@ func (h *lifecycleHook) fixConnack(cl *mqtt.Client, pk packets.Packet) packets.P
 		pk.SessionPresent = false
 	}
 	// MQTT 3.1's CONNACK has no Session Present flag: the byte is reserved.
+	// [MQIsdp-6]
 	if v == protocolMQIsdp {
 		pk.SessionPresent = false
 	}

@@ -10,7 +10,7 @@ import (
 
 // TestACL covers what an authorization refusal looks like on the wire: a
 // refused subscription (3.9.3 SUBACK Payload, 5.0 and 3.1.1) and a refused
-// PUBLISH (5.0: a PUBACK or PUBREC with 0x87; 3.1.1 [MQTT-3.3.5-2] lets the
+// PUBLISH (5.0: a PUBACK or PUBREC with 0x87; 3.1.1 [MQTT-3.3.5-2@3.1.1] lets the
 // server acknowledge or close: this broker closes the connection, so the
 // publisher knows the message went nowhere). The ACL is a broker token's
 // grants: publish and subscribe on ok/#.

@@ -195,7 +195,7 @@ func TestConnackProperties(t *testing.T) {
 			t.Errorf("property %#x = %d, but the broker supports the feature", id, p.Value)
 		}
 	}
-	// [MQTT-3.2.2-9]: a broker supporting QoS 2 sends no Maximum QoS, or 2.
+	// A broker supporting QoS 2 sends no Maximum QoS, or 2.
 	if p, ok := ca.Props.Get(mt.PropMaximumQoS); ok && p.Value != 2 {
 		t.Errorf("Maximum QoS %d", p.Value)
 	}

@@ -35,7 +35,7 @@ func TestKeepalive(t *testing.T) {
 	}{
 		{"a keepalive within the limits is used as asked", "[MQTT-3.1.2-22] [MQTT-3.2.2-22]", 5, 1, 0, 1200 * time.Millisecond, false},
 		{"a keepalive within the limits is used as asked", "[MQTT-3.1.2-24@3.1.1]", 4, 1, 0, 1200 * time.Millisecond, false},
-		{"a keepalive within the limits is used as asked", "[MQTT-3.1.2-24@3.1.1]", 3, 1, 0, 1200 * time.Millisecond, false},
+		{"a keepalive within the limits is used as asked", "", 3, 1, 0, 1200 * time.Millisecond, false},
 		{"a keepalive above the ceiling is capped", "[MQTT-3.1.2-22]", 5, 600, 2, 2500 * time.Millisecond, false},
 		{"a keepalive above the ceiling is capped", "[MQTT-3.1.2-24@3.1.1]", 4, 600, 0, 2500 * time.Millisecond, false},
 		{"keepalive 0 gets the floor", "[MQTT-3.1.2-22]", 5, 0, 1, 1200 * time.Millisecond, false},
@@ -86,7 +86,7 @@ func TestPingreq(t *testing.T) {
 	}{
 		{"[MQTT-3.12.4-1]", 5},
 		{"[MQTT-3.12.4-1@3.1.1]", 4},
-		{"[MQTT-3.12.4-1@3.1.1]", 3},
+		{"", 3}, // 3.1: as 3.1.1, unnumbered
 	}
 	conns := make([]*mt.Conn, len(rows))
 	for i, r := range rows {

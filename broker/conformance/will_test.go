@@ -61,7 +61,7 @@ func TestWill(t *testing.T) {
 	closeWith := func(v byte) lcCase {
 		return lcCase{
 			name: "network failure publishes the Will/" + lcVersions[v],
-			rule: map[byte]string{5: "[MQTT-3.1.2-8]", 4: "[MQTT-3.1.2-8@3.1.1]", 3: "[MQTT-3.1.2-8@3.1.1]"}[v],
+			rule: map[byte]string{5: "[MQTT-3.1.2-8]", 4: "[MQTT-3.1.2-8@3.1.1]", 3: "[MQIsdp-7]"}[v],
 			run: func(t *testing.T, srv *brokertest.Server) {
 				w := lcWatch(t, srv, "will/#")
 				c := lcWillConnect(t, srv, v, "dies", true, -1, mt.Will{QoS: 1})
