@@ -58,6 +58,21 @@ func TestACL(t *testing.T) {
 		lcExpectMessage(t, watch, "ok/after", "allowed") // nothing refused went out before it
 	})
 
+	t.Run("Request Problem Information 0: refusals carry no Reason String or User Property", func(t *testing.T) {
+		// [MQTT-3.1.2-29]
+		c := mt.Dial(t, b.srv.TCPAddr, 5)
+		c.MustConnect(mt.Connect{ClientID: "quiet", Clean: true, Keepalive: 30, Password: mt.Ptr(b.token(t, "quiet", grants)),
+			Props: [][]byte{mt.Byte(mt.PropRequestProblemInfo, 0)}})
+		c.Send(mt.Publish{Topic: "no/1", QoS: 1, PacketID: 1, Props: [][]byte{mt.User("k", "v")}, Payload: []byte("x")}.Encode())
+		if a := c.ExpectAck(mt.PUBACK); a.Reason != 0x87 || a.Props.Has(mt.PropReasonString) || a.Props.Has(mt.PropUserProperty) {
+			t.Fatalf("PUBACK %+v, want 0x87 without Reason String or User Property", a)
+		}
+		c.Send(mt.Subscribe(5, 2, [][]byte{mt.User("k", "v")}, mt.Sub{Filter: "no/a"}))
+		if s := c.ExpectSuback(mt.SUBACK); s.Props.Has(mt.PropReasonString) || s.Props.Has(mt.PropUserProperty) {
+			t.Fatalf("SUBACK %+v, want no Reason String or User Property", s)
+		}
+	})
+
 	t.Run("a refused PUBLISH/3.1.1", func(t *testing.T) {
 		// [MQTT-3.3.5-2@3.1.1]
 		c := b.connect(t, 4, "pub4", grants)

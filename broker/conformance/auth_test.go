@@ -56,7 +56,7 @@ func TestEnhancedAuth(t *testing.T) {
 	lcRun(t, []lcCase{
 		{
 			name: "an unsupported Authentication Method is refused with 0x8C",
-			rule: "[MQTT-4.12.0-1] [MQTT-3.2.2-7] [MQTT-3.14.0-1]",
+			rule: "[MQTT-4.12.0-1] [MQTT-3.2.2-7] [MQTT-3.14.0-1] [MQTT-4.13.2-1]",
 			run: func(t *testing.T, srv *brokertest.Server) {
 				c := mt.Dial(t, srv.TCPAddr, 5)
 				ca := c.Connect(mt.Connect{ClientID: "scram", Clean: true, Keepalive: 30, Props: [][]byte{
@@ -72,7 +72,7 @@ func TestEnhancedAuth(t *testing.T) {
 		},
 		{
 			name: "an AUTH packet without enhanced authentication is a protocol error",
-			rule: "[MQTT-4.13.1-1] [MQTT-3.14.4-2] [MQTT-4.12.0-6]",
+			rule: "[MQTT-4.12.0-7] [MQTT-4.13.1-1] [MQTT-4.13.2-1] [MQTT-3.14.4-2] [MQTT-4.12.0-6]",
 			run: func(t *testing.T, srv *brokertest.Server) {
 				c := lcDial(t, srv, 5, "auth")
 				c.Send(mt.Frame(0xF0, []byte{0x19}, mt.Props(mt.String(mt.PropAuthMethod, "SCRAM-SHA-1"))))
@@ -104,5 +104,35 @@ func TestEnhancedAuth(t *testing.T) {
 			t.Fatalf("CONNACK %#x for an unsupported method, want 0x8C", ca.Reason)
 		}
 		other.ExpectClosed()
+
+		// [MQTT-4.12.0-4] [MQTT-3.1.4-2] [MQTT-4.13.2-1]: a failed check
+		// (here the method's data, or the password) refuses and closes.
+		for _, pk := range []mt.Connect{
+			{ClientID: "bad", Clean: true, Keepalive: 30, Props: [][]byte{mt.String(mt.PropAuthMethod, "courier-token"), mt.Binary(mt.PropAuthData, []byte("not a token"))}},
+			{ClientID: "bad", Clean: true, Keepalive: 30, Password: mt.Ptr("not a token")},
+		} {
+			bad := mt.Dial(t, b.srv.TCPAddr, 5)
+			if ca := bad.Connect(pk); ca.Reason < 0x80 {
+				t.Fatalf("CONNACK %#x for a bad token", ca.Reason)
+			}
+			if r := bad.ExpectClosed(); r != -1 {
+				t.Fatalf("DISCONNECT %#x after a refusing CONNACK", r)
+			}
+		}
+
+		// Re-authentication: [MQTT-3.15.2-1] [MQTT-4.12.0-5] a success is
+		// AUTH 0x00 naming the method; [MQTT-4.12.1-2] a failure closes.
+		authPk := func(data string) []byte {
+			return mt.Frame(0xF0, []byte{0x19}, mt.Props(mt.String(mt.PropAuthMethod, "courier-token"), mt.Binary(mt.PropAuthData, []byte(data))))
+		}
+		ok.Send(authPk(b.token(t, "m", auth.Grants{})))
+		r, props, err := ok.Expect(mt.AUTH).Disconnect()
+		if m, _ := props.Get(mt.PropAuthMethod); err != nil || r != 0x00 || m.Str != "courier-token" {
+			t.Fatalf("AUTH %#x %+v %v, want 0x00 with method courier-token", r, props, err)
+		}
+		ok.Send(authPk("not a token"))
+		if r := ok.ExpectClosed(); r < 0x80 {
+			t.Fatalf("failed re-authentication: DISCONNECT %#x, want a refusal and the close", r)
+		}
 	})
 }

@@ -76,6 +76,22 @@ func TestConnack(t *testing.T) {
 		emptyID(5, "[MQTT-3.2.2-16] [MQTT-3.1.3-6] [MQTT-3.1.3-7]"),
 		emptyID(4, "[MQTT-3.1.3-6@3.1.1]"),
 		{
+			name: "the CONNACK flags' reserved bits are 0",
+			rule: "[MQTT-3.2.2-1]",
+			run: func(t *testing.T, srv *brokertest.Server) {
+				c, _ := lcPersist(t, srv, 5, "flags")
+				c.Send(mt.Disconnect(5, 0))
+				c.ExpectClosed()
+				for _, clean := range []bool{false, true} { // Session Present 1, then 0
+					c = mt.Dial(t, srv.TCPAddr, 5)
+					c.Send(mt.Connect{Version: 5, ClientID: "flags", Clean: clean, Keepalive: 30, Props: [][]byte{mt.Int(mt.PropSessionExpiry, 60)}}.Encode())
+					if p := c.Expect(mt.CONNACK); p.Body[0]&0xFE != 0 {
+						t.Fatalf("CONNACK flags %#x", p.Body[0])
+					}
+				}
+			},
+		},
+		{
 			name: "an empty client id without a clean session is rejected with 0x02/3.1.1",
 			rule: "[MQTT-3.1.3-8@3.1.1] [MQTT-3.1.3-9@3.1.1] [MQTT-3.2.2-4@3.1.1] [MQTT-3.2.2-5@3.1.1]",
 			run: func(t *testing.T, srv *brokertest.Server) {
@@ -184,7 +200,7 @@ func TestConnackProperties(t *testing.T) {
 		t.Errorf("Maximum Packet Size %d, want the configured 4096", mps)
 	}
 	// The Topic Alias Maximum announced is what the broker accepts: an alias
-	// at the maximum works. [MQTT-3.2.2-17] is the client's side of it.
+	// at the maximum works.
 	tam := lcProp(t, ca.Props, mt.PropTopicAliasMaximum)
 	if tam == 0 {
 		t.Fatal("Topic Alias Maximum 0")
@@ -198,6 +214,10 @@ func TestConnackProperties(t *testing.T) {
 	// A broker supporting QoS 2 sends no Maximum QoS, or 2.
 	if p, ok := ca.Props.Get(mt.PropMaximumQoS); ok && p.Value != 2 {
 		t.Errorf("Maximum QoS %d", p.Value)
+	}
+	// [MQTT-3.1.2-28]: no Response Information unless the client asked.
+	if ca.Props.Has(mt.PropResponseInfo) {
+		t.Error("Response Information sent to a client that did not ask for it")
 	}
 	// [MQTT-4.12.0-6]: no Authentication Method unless the client sent one.
 	if ca.Props.Has(mt.PropAuthMethod) {

@@ -13,7 +13,7 @@ func TestDisconnect(t *testing.T) {
 	lcRun(t, []lcCase{
 		{
 			name: "raising Session Expiry from 0 in DISCONNECT is a protocol error",
-			rule: "[MQTT-3.14.2-1] [MQTT-3.14.2-2] [MQTT-3.14.4-1] [MQTT-3.14.4-2] [MQTT-4.13.1-1] [MQTT-3.1.2-8]",
+			rule: "[MQTT-3.14.2-1] [MQTT-3.14.2-2] [MQTT-3.14.4-1] [MQTT-3.14.4-2] [MQTT-4.13.1-1] [MQTT-4.13.2-1] [MQTT-3.1.2-8]",
 			run: func(t *testing.T, srv *brokertest.Server) {
 				w := lcWatch(t, srv, "will/#")
 				c := lcWillConnect(t, srv, 5, "raise", true, -1, mt.Will{})

@@ -76,7 +76,9 @@ func TestKeepalive(t *testing.T) {
 
 // TestPingreq covers 3.12.4 PINGREQ actions: a PINGRESP for each PINGREQ,
 // which keeps a connection with keepalive 1 s open well past 1.5 s (5.0,
-// 3.1.1 and 3.1).
+// 3.1.1 and 3.1). Its connections also outlive a Session Expiry of 1 s with
+// their session state intact ([MQTT-4.1.0-1]; 3.1.1: [MQTT-4.1.0-1@3.1.1]
+// [MQTT-4.1.0-2@3.1.1]): their subscriptions still deliver afterwards.
 func TestPingreq(t *testing.T) {
 	t.Parallel()
 	srv := lcStart(t)
@@ -91,7 +93,12 @@ func TestPingreq(t *testing.T) {
 	conns := make([]*mt.Conn, len(rows))
 	for i, r := range rows {
 		conns[i] = mt.Dial(t, srv.TCPAddr, r.version)
-		conns[i].MustConnect(mt.Connect{ClientID: "ping-" + lcVersions[r.version], Clean: true, Keepalive: 1})
+		pk := mt.Connect{ClientID: "ping-" + lcVersions[r.version], Clean: true, Keepalive: 1}
+		if r.version == 5 {
+			pk.Props = [][]byte{mt.Int(mt.PropSessionExpiry, 1)}
+		}
+		conns[i].MustConnect(pk)
+		conns[i].Subscribe(1, mt.Sub{Filter: "alive"})
 	}
 	for range 4 { // 2.4 s in all
 		conns[0].Quiet(600 * time.Millisecond)
@@ -101,5 +108,10 @@ func TestPingreq(t *testing.T) {
 				t.Fatalf("%s: PINGRESP with a body: %s", lcVersions[rows[i].version], p)
 			}
 		}
+	}
+	p := lcDial(t, srv, 5, "still")
+	p.Send(mt.Publish{Topic: "alive", Payload: []byte("still")}.Encode())
+	for _, c := range conns {
+		lcExpectMessage(t, c, "alive", "still")
 	}
 }

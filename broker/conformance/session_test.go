@@ -174,6 +174,19 @@ func TestSession(t *testing.T) {
 			},
 		},
 		{
+			name: "retained messages outlive the session that published them/3.1.1",
+			rule: "[MQTT-3.1.2-7@3.1.1]",
+			run: func(t *testing.T, srv *brokertest.Server) {
+				c, _ := lcConnect(t, srv, 4, "s", true, -1)
+				c.Send(mt.Publish{Version: 4, Topic: "r/kept", Retain: true, Payload: []byte("kept")}.Encode())
+				c.Send(mt.Disconnect(4, 0))
+				c.ExpectClosed()
+				c, _ = lcConnect(t, srv, 4, "s", true, -1) // a new session for the same id
+				c.Subscribe(1, mt.Sub{Filter: "r/kept"})
+				lcExpectMessage(t, c, "r/kept", "kept")
+			},
+		},
+		{
 			name: "clean session 0 resumes the stored session/3.1.1",
 			rule: "[MQTT-3.1.2-4@3.1.1] [MQTT-3.1.4-3@3.1.1]",
 			run: func(t *testing.T, srv *brokertest.Server) {
