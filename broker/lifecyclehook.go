@@ -10,9 +10,11 @@ import (
 // lifecycleHook carries the broker's fixes to mochi's connection and
 // session lifecycle: Wills (wills.go), CONNACK and DISCONNECT on the wire
 // (connack.go), sessions that end with their connection (session.go) and
-// enhanced authentication it does not support (enhancedauth.go). It is registered right after the core hook, before the
-// store and authentication hooks. Every method runs on mochi's goroutines
-// and never blocks.
+// enhanced authentication it does not support (enhancedauth.go). It is
+// registered right after the core hook, before the store and
+// authentication hooks. Its methods run on mochi's goroutines and are
+// cheap; only OnSessionEstablish may wait, briefly and bounded, for the
+// end of the session a new connection would otherwise resume wrongly.
 type lifecycleHook struct {
 	mqtt.HookBase
 	b *Broker
