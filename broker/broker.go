@@ -291,8 +291,8 @@ func (b *Broker) shutdown(ctx context.Context) error {
 		l.stopAccepting(ctx)
 	}
 
-	// A graceful shutdown is not a client failure: with stopping set, the core
-	// hook suppresses the Wills mochi publishes for the connections we close.
+	// A graceful shutdown is not a client failure: with stopping set, the
+	// lifecycle hook publishes no Will for the connections we close.
 	b.stopping.Store(true)
 	for _, cl := range b.srv.Clients.GetAll() {
 		if cl.Net.Inline {
