@@ -118,6 +118,8 @@ func (sp *idSpace) free(cl *mqtt.Client) uint16 {
 // ids it chose, and forgets a mapping when its flow ends.
 func (h *coreHook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
 	switch pk.FixedHeader.Type {
+	case packets.Connack:
+		return announceTopicAliases(cl, pk)
 	case packets.Puback, packets.Pubrec, packets.Pubcomp, packets.Suback, packets.Unsuback:
 	default:
 		return pk
