@@ -57,7 +57,7 @@ func pub4(p mqtttest.Publish) []byte { p.Version = 4; return p.Encode() }
 
 func flags(b byte) *byte { return &b }
 
-func start(t *testing.T, opts ...brokertest.Option) *brokertest.Server {
+func start(t testing.TB, opts ...brokertest.Option) *brokertest.Server {
 	t.Helper()
 	return brokertest.Start(t, append([]brokertest.Option{brokertest.WithoutStore()}, opts...)...)
 }
