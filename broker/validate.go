@@ -68,7 +68,7 @@ const (
 	// lingerTimeout bounds how long a refused connection's unread input is
 	// drained after the answer, so closing does not reset the connection
 	// (and discard the answer) while the client still sends.
-	lingerTimeout = time.Second
+	lingerTimeout = 250 * time.Millisecond
 	lingerBytes   = 1 << 20
 )
 
@@ -225,6 +225,7 @@ func (c *validConn) headReady() *violation {
 		return v
 	}
 	c.skip = c.remain - len(c.head)
+	c.shrinkHead()
 	c.st = stSkip
 	if c.skip == 0 {
 		c.st = stFixed

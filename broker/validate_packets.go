@@ -43,9 +43,6 @@ func (c *validConn) checkFixed() *violation {
 		if c.version < 5 {
 			return malformed("reserved packet type 15")
 		}
-		// The broker offers no enhanced authentication: it refuses a
-		// CONNECT with an Authentication Method. [MQTT-4.12.0-7]
-		return protocolError("AUTH without an authentication method")
 	}
 	return nil
 }
@@ -67,6 +64,31 @@ func (c *validConn) checkBody(b []byte) *violation {
 		}
 	case packets.Disconnect:
 		return c.checkDisconnect(b)
+	case packets.Auth:
+		return c.checkAuth(b)
+	}
+	return nil
+}
+
+// checkAuth checks an AUTH packet's form; whether enhanced authentication
+// is offered is up to the broker's authentication hooks.
+func (c *validConn) checkAuth(b []byte) *violation {
+	if len(b) == 0 {
+		return nil
+	}
+	if b[0] != 0x00 && b[0] != 0x18 && b[0] != 0x19 {
+		return protocolError("invalid AUTH reason code") // [MQTT-3.15.2-1]
+	}
+	r := reader{b: b, i: 1}
+	if r.left() == 0 {
+		return nil
+	}
+	var p propSet
+	if v := p.parse(&r, packets.Auth); v != nil {
+		return v
+	}
+	if r.left() != 0 {
+		return malformed("bytes after the properties")
 	}
 	return nil
 }

@@ -174,10 +174,6 @@ func (p *propSet) checkConnect() *violation {
 	if p.has(propAuthData) && !p.has(propAuthMethod) {
 		return protocolError("authentication data without authentication method")
 	}
-	if p.has(propAuthMethod) {
-		// The broker offers no enhanced authentication. [MQTT-4.12.0-1]
-		return &violation{code: 0x8C, why: "bad authentication method"}
-	}
 	return nil
 }
 

@@ -69,8 +69,6 @@ func TestConnect5(t *testing.T) {
 			send: rawConnect("MQTT", 5, 0x02, []byte{9, 0x21, 0, 1}), want: connack(0x81)},
 		{name: "authentication data without method", rule: "3.1.2.11.10", version: 5,
 			send: connect(mqtttest.Connect{ClientID: "ad", Props: [][]byte{mqtttest.Binary(mqtttest.PropAuthData, []byte("x"))}}), want: connack(0x82)},
-		{name: "unsupported authentication method", rule: "[MQTT-4.12.0-1]", version: 5,
-			send: connect(mqtttest.Connect{ClientID: "am", Props: [][]byte{mqtttest.String(mqtttest.PropAuthMethod, "SCRAM-SHA-1")}}), want: connack(0x8C)},
 	}
 	runRefusals(t, srv, rows)
 }

@@ -99,9 +99,8 @@ func TestDataRepresentation5(t *testing.T) {
 			send: mqtttest.Frame(0x40, mqtttest.U16(1), []byte{0x05}), want: disc(0x82)},
 		{name: "DISCONNECT with invalid reason code", rule: "3.14.2.1", version: 5, connect: true,
 			send: mqtttest.Frame(0xE0, []byte{0x03}), want: disc(0x82)},
-		// 4.12: the broker offers no enhanced authentication.
-		{name: "AUTH after CONNECT without authentication method", rule: "4.12", version: 5, connect: true,
-			send: mqtttest.Frame(0xF0, []byte{0x19, 0}), want: disc(0x82)},
+		{name: "AUTH with invalid reason code", rule: "[MQTT-3.15.2-1]", version: 5, connect: true,
+			send: mqtttest.Frame(0xF0, []byte{0x05, 0}), want: disc(0x82)},
 	}
 	runRefusals(t, srv, rows)
 }
