@@ -56,6 +56,8 @@ func brokerFlow(p packets.Packet) bool {
 // keep their ids.
 func (h *coreHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	switch pk.FixedHeader.Type {
+	case packets.Connect:
+		return stubEmptyWill(pk), nil
 	case packets.Publish:
 		if pk.FixedHeader.Qos == 0 {
 			return pk, nil

@@ -85,6 +85,7 @@ func TestConnectAccepted5(t *testing.T) {
 		{name: "password without user name", rule: "3.1.2.9", pk: mqtttest.Connect{ClientID: "pw-only", Password: mqtttest.Ptr("secret")}},
 		{name: "23 character alphanumeric client id", rule: "[MQTT-3.1.3-5]", pk: mqtttest.Connect{ClientID: "abcdefghijklmnopqrstuvW"}},
 		{name: "long client id with other characters", rule: "3.1.3.1", pk: mqtttest.Connect{ClientID: strings.Repeat("é/+#", 40)}},
+		{name: "zero-length will payload", rule: "3.1.3.4", pk: mqtttest.Connect{ClientID: "will-empty", Will: &mqtttest.Will{Topic: "w/empty", Payload: []byte{}}}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -149,6 +150,7 @@ func TestConnectAccepted311(t *testing.T) {
 		{name: "23 character alphanumeric client id", rule: "[MQTT-3.1.3-5@3.1.1]", pk: mqtttest.Connect{ClientID: "0123456789abcdefghijXYZ", Clean: true}},
 		{name: "empty client id with clean session", rule: "[MQTT-3.1.3-6@3.1.1]", pk: mqtttest.Connect{Clean: true}},
 		{name: "long client id", rule: "3.1.3.1", pk: mqtttest.Connect{ClientID: strings.Repeat("long-id-", 20), Clean: true}},
+		{name: "zero-length will payload", rule: "3.1.3.4", pk: mqtttest.Connect{ClientID: "will-empty", Clean: true, Will: &mqtttest.Will{Topic: "w/empty", Payload: []byte{}}}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -204,4 +206,25 @@ func TestConnect31(t *testing.T) {
 	c.Send(mqtttest.Unsubscribe(3, 2, nil, "v31/+"))
 	c.Expect(mqtttest.UNSUBACK)
 	c.Ping()
+}
+
+// TestEmptyWillPublished: a Will with a zero-length payload is accepted and
+// published as it is when the connection drops ([MQTT-3.1.2-8],
+// [MQTT-3.1.2-8@3.1.1]).
+func TestEmptyWillPublished(t *testing.T) {
+	t.Parallel()
+	srv := start(t)
+	for _, v := range []byte{4, 5} {
+		topic := "empty-will/" + string('0'+v)
+		watcher := mqtttest.Dial(t, srv.TCPAddr, v)
+		watcher.MustConnect(mqtttest.Connect{ClientID: "ew-watch" + string('0'+v), Clean: true, Keepalive: 60})
+		watcher.Subscribe(1, mqtttest.Sub{Filter: topic})
+		c := mqtttest.Dial(t, srv.TCPAddr, v)
+		c.MustConnect(mqtttest.Connect{ClientID: "ew" + string('0'+v), Clean: true, Keepalive: 60,
+			Will: &mqtttest.Will{Topic: topic, Payload: []byte{}}})
+		_ = c.C.Close()
+		if m := watcher.ExpectPublish(); m.Topic != topic || len(m.Payload) != 0 {
+			t.Fatalf("v%d: got %q on %q, want the empty Will", v, m.Payload, m.Topic)
+		}
+	}
 }
