@@ -140,7 +140,7 @@ func (b *Broker) Start(ctx context.Context) (err error) {
 	}
 	b.closeFn = closeFn
 	b.core = newCoreHook(b)
-	hooks := append([]hookEntry{{b.core, nil}}, storeHooks...)
+	hooks := append([]hookEntry{{b.core, nil}, {newOutboundHook(b.core), nil}}, storeHooks...)
 	authHooks, err := b.authHooks()
 	if err != nil {
 		return err
