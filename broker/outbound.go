@@ -133,7 +133,9 @@ func (h *outboundHook) forget(clientID string, id uint16) {
 	}
 }
 
-func (h *outboundHook) OnQosComplete(cl *mqtt.Client, pk packets.Packet) { h.forget(cl.ID, pk.PacketID) }
+func (h *outboundHook) OnQosComplete(cl *mqtt.Client, pk packets.Packet) {
+	h.forget(cl.ID, pk.PacketID)
+}
 
 func (h *outboundHook) OnQosDropped(cl *mqtt.Client, pk packets.Packet) {
 	if !cl.IsTakenOver() { // mochi moved the taken-over client's messages on
