@@ -43,28 +43,29 @@ import (
 //     topic aliases, which a server may always choose [MQTT-3.1.2-26].
 type outboundHook struct {
 	mqtt.HookBase
-	core *coreHook
+	core     *coreHook
+	provides [256]bool
+	maxAge   int64 // Limits.MaxMessageExpiry in seconds (0: none)
 
 	unsent    sync.Map // client id -> *idSet: queued QoS 1/2 PUBLISHes never written
 	resending sync.Map // *mqtt.Client -> struct{}: mochi is resending its session
 }
 
-func newOutboundHook(core *coreHook) *outboundHook { return &outboundHook{core: core} }
-
-// outboundProvides is the set of mochi events the hook handles.
-var outboundProvides = func() (t [256]bool) {
+func newOutboundHook(core *coreHook) *outboundHook {
+	h := &outboundHook{core: core, maxAge: int64(core.b.cfg.Limits.MaxMessageExpiry / time.Second)}
 	for _, b := range []byte{
 		mqtt.OnConnect, mqtt.OnQosPublish, mqtt.OnPacketEncode, mqtt.OnPacketSent,
 		mqtt.OnSessionEstablished, mqtt.OnQosComplete, mqtt.OnQosDropped,
 		mqtt.OnDisconnect, mqtt.OnClientExpired,
 	} {
-		t[b] = true
+		h.provides[b] = true
 	}
-	return t
-}()
+	h.provides[mqtt.OnPublish] = h.maxAge > 0 // expiryfix.go
+	return h
+}
 
 func (h *outboundHook) ID() string           { return "courier-outbound" }
-func (h *outboundHook) Provides(b byte) bool { return outboundProvides[b] }
+func (h *outboundHook) Provides(b byte) bool { return h.provides[b] }
 func (h *outboundHook) Init(any) error       { return nil }
 
 // idSet is a small set of packet ids.
@@ -163,6 +164,9 @@ func (h *outboundHook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packet
 	// PUBLISH carries its User Properties whatever Request Problem
 	// Information says [MQTT-3.1.2-29] [MQTT-3.3.2-17].
 	pk.Mods.DisallowProblemInfo = false
+	if h.maxAge > 0 {
+		pk = h.ownExpiry(pk)
+	}
 	if pk.FixedHeader.Dup && pk.FixedHeader.Qos > 0 {
 		if s := h.set(cl.ID, false); s != nil {
 			s.mu.Lock()
@@ -174,7 +178,7 @@ func (h *outboundHook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packet
 		}
 	}
 	tooLarge := pk.Mods.MaxSize > 0 && publishLen(pk) > int(pk.Mods.MaxSize)
-	expired := pk.Expiry > 0 && pk.Expiry <= time.Now().Unix()
+	expired := hasExpiry(pk) && pk.Expiry <= time.Now().Unix()
 	if !tooLarge && !expired {
 		return pk
 	}
@@ -216,6 +220,12 @@ func dropInflight(cl *mqtt.Client, p packets.Packet) {
 	cl.ClearExpiredInflights(time.Now().Unix(), 0)
 }
 
+// hasExpiry reports whether pk.Expiry is the time its Message Expiry
+// Interval ends. A delayed Will carries its due time there instead.
+func hasExpiry(pk packets.Packet) bool {
+	return pk.Expiry > 0 && pk.Connect.WillProperties.WillDelayInterval == 0
+}
+
 // beforeResend drops the messages of a resumed session that must not be
 // resent: expired ones [MQTT-3.3.2-5], and ones larger than the client's
 // Maximum Packet Size on this connection [MQTT-3.1.2-25]. mochi would
@@ -227,12 +237,15 @@ func (h *outboundHook) beforeResend(cl *mqtt.Client) {
 		if p.FixedHeader.Type != packets.Publish {
 			continue
 		}
-		expiry := p.Expiry
-		if expiry == parkedExpiry {
-			expiry = 0
+		var expiry int64
+		switch {
+		case p.Connect.WillProperties.WillDelayInterval > 0: // a Will's due time, not an expiry
+		case p.Expiry == parkedExpiry:
 			if p.Properties.MessageExpiryInterval > 0 {
 				expiry = p.Created + int64(p.Properties.MessageExpiryInterval)
 			}
+		default:
+			expiry = p.Expiry
 		}
 		expired := expiry > 0 && expiry <= now
 		tooLarge := false
@@ -241,6 +254,12 @@ func (h *outboundHook) beforeResend(cl *mqtt.Client) {
 			q.ProtocolVersion = cl.Properties.ProtocolVersion
 			q.Mods.AllowResponseInfo = true
 			q.FixedHeader.Dup = true
+			if q.Expiry > 0 && q.Properties.MessageExpiryInterval == 0 {
+				q.Properties.MessageExpiryInterval = 1 // as mochi's WritePacket sets it
+			}
+			if h.maxAge > 0 {
+				q = h.ownExpiry(q)
+			}
 			tooLarge = publishLen(q) > max
 		}
 		if expired || tooLarge {

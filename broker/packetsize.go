@@ -36,7 +36,7 @@ func publishLen(pk packets.Packet) int {
 		if p.PayloadFormatFlag {
 			props += 2
 		}
-		if p.MessageExpiryInterval > 0 || pk.Expiry > 0 {
+		if p.MessageExpiryInterval > 0 {
 			props += 5
 		}
 		if p.ContentType != "" {
