@@ -54,7 +54,7 @@ type outboundHook struct {
 func newOutboundHook(core *coreHook) *outboundHook {
 	h := &outboundHook{core: core, maxAge: int64(core.b.cfg.Limits.MaxMessageExpiry / time.Second)}
 	for _, b := range []byte{
-		mqtt.OnConnect, mqtt.OnQosPublish, mqtt.OnPacketEncode, mqtt.OnPacketSent,
+		mqtt.OnConnect, mqtt.OnQosPublish, mqtt.OnPacketEncode, mqtt.OnPacketSent, mqtt.OnPacketRead,
 		mqtt.OnSessionEstablished, mqtt.OnQosComplete, mqtt.OnQosDropped,
 		mqtt.OnDisconnect, mqtt.OnClientExpired,
 	} {
@@ -139,8 +139,16 @@ func (h *outboundHook) OnQosComplete(cl *mqtt.Client, pk packets.Packet) {
 }
 
 func (h *outboundHook) OnQosDropped(cl *mqtt.Client, pk packets.Packet) {
-	if !cl.IsTakenOver() { // mochi moved the taken-over client's messages on
-		h.forget(cl.ID, pk.PacketID)
+	if cl.IsTakenOver() { // mochi moved the taken-over client's messages on
+		return
+	}
+	h.forget(cl.ID, pk.PacketID)
+	if pk.FixedHeader.Type == packets.Pubrec && (pk.ReasonCode >= 0x80 || !pk.ReasonCodeValid()) {
+		// The client refused a QoS 2 message with its PUBREC: the flow is
+		// over and its quota free again [MQTT-4.9.0-2]. mochi forgets the
+		// quota, and a subscriber with a small Receive Maximum stalls.
+		cl.State.Inflight.IncreaseSendQuota()
+		h.core.OnQosComplete(cl, pk)
 	}
 }
 
