@@ -48,6 +48,7 @@ type outboundHook struct {
 	maxAge   int64 // Limits.MaxMessageExpiry in seconds (0: none)
 
 	unsent    sync.Map // client id -> *idSet: queued QoS 1/2 PUBLISHes never written
+	aside     sync.Map // *mqtt.Client -> []packets.Packet: held back from mochi's resend (resend.go)
 	resending sync.Map // *mqtt.Client -> struct{}: mochi is resending its session
 }
 
@@ -68,10 +69,13 @@ func (h *outboundHook) ID() string           { return "courier-outbound" }
 func (h *outboundHook) Provides(b byte) bool { return h.provides[b] }
 func (h *outboundHook) Init(any) error       { return nil }
 
-// idSet is a small set of packet ids.
+// idSet holds the packet ids of a session's queued QoS 1/2 PUBLISHes that
+// were never written, each with its absolute expiry (unix seconds, 0 for
+// none): mochi overwrites the expiry of a message it holds back for Receive
+// Maximum, and the store's fixes restamp its creation time on a resume.
 type idSet struct {
 	mu  sync.Mutex
-	ids map[uint16]struct{}
+	ids map[uint16]int64
 }
 
 func (h *outboundHook) set(clientID string, create bool) *idSet {
@@ -81,7 +85,7 @@ func (h *outboundHook) set(clientID string, create bool) *idSet {
 	if !create {
 		return nil
 	}
-	v, _ := h.unsent.LoadOrStore(clientID, &idSet{ids: map[uint16]struct{}{}})
+	v, _ := h.unsent.LoadOrStore(clientID, &idSet{ids: map[uint16]int64{}})
 	return v.(*idSet)
 }
 
@@ -100,7 +104,11 @@ func (h *outboundHook) OnQosPublish(cl *mqtt.Client, pk packets.Packet, _ int64,
 	}
 	s := h.set(cl.ID, true)
 	s.mu.Lock()
-	s.ids[pk.PacketID] = struct{}{}
+	var expiry int64
+	if hasExpiry(pk) {
+		expiry = pk.Expiry
+	}
+	s.ids[pk.PacketID] = expiry
 	s.mu.Unlock()
 }
 
@@ -172,18 +180,22 @@ func (h *outboundHook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packet
 	// PUBLISH carries its User Properties whatever Request Problem
 	// Information says [MQTT-3.1.2-29] [MQTT-3.3.2-17].
 	pk.Mods.DisallowProblemInfo = false
-	if h.maxAge > 0 {
-		pk = h.ownExpiry(pk)
-	}
-	if pk.FixedHeader.Dup && pk.FixedHeader.Qos > 0 {
+	if pk.FixedHeader.Qos > 0 {
 		if s := h.set(cl.ID, false); s != nil {
 			s.mu.Lock()
-			_, first := s.ids[pk.PacketID]
+			expiry, first := s.ids[pk.PacketID]
 			s.mu.Unlock()
 			if first {
 				pk.FixedHeader.Dup = false // [MQTT-3.3.1-3]
+				if expiry > 0 {
+					pk.Expiry = expiry // [MQTT-3.3.2-6]
+					pk.Properties.MessageExpiryInterval = uint32(max(1, expiry-time.Now().Unix()))
+				}
 			}
 		}
+	}
+	if h.maxAge > 0 {
+		pk = h.ownExpiry(pk)
 	}
 	tooLarge := pk.Mods.MaxSize > 0 && publishLen(pk) > int(pk.Mods.MaxSize)
 	expired := hasExpiry(pk) && pk.Expiry <= time.Now().Unix()
