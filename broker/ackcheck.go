@@ -29,6 +29,9 @@ import (
 // OnPacketRead checks acknowledgements of broker flows.
 func (h *outboundHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	t := pk.FixedHeader.Type
+	if t == packets.Subscribe {
+		return h.checkSubscribe(cl, pk)
+	}
 	if t != packets.Puback && t != packets.Pubrec && t != packets.Pubcomp {
 		return pk, nil
 	}
@@ -60,12 +63,31 @@ func (h *outboundHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets
 	}
 	h.core.b.log.Debug("acknowledgement does not match its flow; closing the connection", "client_id", cl.ID,
 		"remote", cl.Net.Remote)
+	return pk, h.protocolError(cl)
+}
+
+// checkSubscribe refuses No Local on a shared subscription as the protocol
+// error it is [MQTT-3.8.3-4]: mochi answers it with SUBACK reason 0x82,
+// which is not a SUBACK reason code [MQTT-3.9.3-2].
+func (h *outboundHook) checkSubscribe(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	for _, f := range pk.Filters {
+		if f.NoLocal && mqtt.IsSharedFilter(f.Filter) {
+			return pk, h.protocolError(cl)
+		}
+	}
+	return pk, nil
+}
+
+// protocolError ends the connection of a client that broke the protocol:
+// DISCONNECT 0x82 for MQTT 5, a plain close for MQTT 3, which has no
+// server DISCONNECT. The returned error makes mochi stop reading.
+func (h *outboundHook) protocolError(cl *mqtt.Client) error {
 	if cl.Properties.ProtocolVersion == 5 {
 		_ = h.core.b.srv.DisconnectClient(cl, packets.ErrProtocolViolation)
 	} else {
 		cl.Stop(packets.ErrProtocolViolation)
 	}
-	return pk, packets.ErrRejectPacket
+	return packets.ErrRejectPacket
 }
 
 // ignoredAck is a packet mochi processes as nothing: a PUBACK for packet id

@@ -3,7 +3,6 @@ package broker
 import (
 	"time"
 
-	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 )
 
@@ -20,13 +19,13 @@ import (
 // The store does not keep it: a message restored after a restart is
 // forwarded as mochi would.
 
-// OnPublish records the interval the message was published with. It is
-// provided only when a maximum age is configured.
-func (h *outboundHook) OnPublish(_ *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+// markOwnExpiry records the interval a message was published with; the
+// outbound hook calls it from OnPublish when a maximum age is configured.
+func markOwnExpiry(pk packets.Packet) packets.Packet {
 	w := &pk.Connect.WillProperties
 	w.MessageExpiryInterval = pk.Properties.MessageExpiryInterval
 	w.SessionExpiryIntervalFlag = true // marks w as carrying the published interval
-	return pk, nil
+	return pk
 }
 
 // ownExpiry puts the published interval, less the time waited, back on an

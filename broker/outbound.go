@@ -50,6 +50,7 @@ type outboundHook struct {
 	unsent    sync.Map // client id -> *idSet: queued QoS 1/2 PUBLISHes never written
 	aside     sync.Map // *mqtt.Client -> []packets.Packet: held back from mochi's resend (resend.go)
 	resending sync.Map // *mqtt.Client -> struct{}: mochi is resending its session
+	noLocal   sync.Map // client id -> struct{}: has subscribed with No Local (nolocal.go)
 }
 
 func newOutboundHook(core *coreHook) *outboundHook {
@@ -61,7 +62,8 @@ func newOutboundHook(core *coreHook) *outboundHook {
 	} {
 		h.provides[b] = true
 	}
-	h.provides[mqtt.OnPublish] = h.maxAge > 0 // expiryfix.go
+	h.provides[mqtt.OnPublish] = true   // nolocal.go, expiryfix.go
+	h.provides[mqtt.OnSubscribe] = true // nolocal.go
 	return h
 }
 
@@ -164,10 +166,14 @@ func (h *outboundHook) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
 	h.resending.Delete(cl)
 	if expire && !cl.IsTakenOver() {
 		h.unsent.Delete(cl.ID)
+		h.noLocal.Delete(cl.ID)
 	}
 }
 
-func (h *outboundHook) OnClientExpired(cl *mqtt.Client) { h.unsent.Delete(cl.ID) }
+func (h *outboundHook) OnClientExpired(cl *mqtt.Client) {
+	h.unsent.Delete(cl.ID)
+	h.noLocal.Delete(cl.ID)
+}
 
 // OnPacketEncode corrects a packet just before mochi encodes and writes it.
 func (h *outboundHook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
