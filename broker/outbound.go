@@ -123,6 +123,9 @@ func (h *outboundHook) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte
 		if pk.FixedHeader.Qos > 0 {
 			h.forget(cl.ID, pk.PacketID)
 		}
+		if pk.FixedHeader.Qos == 2 && hasExpiry(pk) {
+			keepSent(cl, pk)
+		}
 	case packets.Connack:
 		if pk.SessionPresent && pk.ReasonCode < 0x80 {
 			h.resending.Store(cl, struct{}{})
@@ -220,6 +223,20 @@ func (h *outboundHook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packet
 	return pk
 }
 
+// keepSent stops expiry for a QoS 2 message once its PUBLISH is written
+// [MQTT-4.3.3-7]: mochi's one-second sweep would otherwise delete it from
+// the session before PUBREC, and the flow could never complete. A resend
+// carries the interval of the first attempt.
+func keepSent(cl *mqtt.Client, pk packets.Packet) {
+	p, ok := cl.State.Inflight.Get(pk.PacketID)
+	if !ok || p.FixedHeader.Type != packets.Publish || p.Expiry <= 0 {
+		return
+	}
+	p.Expiry = 0
+	p.Properties.MessageExpiryInterval = pk.Properties.MessageExpiryInterval
+	cl.State.Inflight.Set(p)
+}
+
 // drop ends an outbound QoS 1/2 flow whose PUBLISH will not be written, as
 // if the client had acknowledged it: the packet id and the Receive Maximum
 // quota are freed, and the next message held back by that quota goes out.
@@ -273,7 +290,8 @@ func (h *outboundHook) beforeResend(cl *mqtt.Client) {
 		default:
 			expiry = p.Expiry
 		}
-		expired := expiry > 0 && expiry <= now
+		// A QoS 2 message that may have been sent is never expired [MQTT-4.3.3-7].
+		expired := expiry > 0 && expiry <= now && (p.FixedHeader.Qos < 2 || h.isUnsent(cl.ID, p.PacketID))
 		tooLarge := false
 		if max > 0 {
 			q := p
@@ -293,4 +311,16 @@ func (h *outboundHook) beforeResend(cl *mqtt.Client) {
 			h.forget(cl.ID, p.PacketID)
 		}
 	}
+}
+
+// isUnsent reports whether the session's message id was never written.
+func (h *outboundHook) isUnsent(clientID string, id uint16) bool {
+	s := h.set(clientID, false)
+	if s == nil {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.ids[id]
+	return ok
 }

@@ -116,7 +116,7 @@ func TestOutboundPublishProperties(t *testing.T) {
 		props [][]byte // subscriber's CONNECT properties
 	}{
 		{"plain", nil},
-		{"request problem information 0", [][]byte{mqtttest.Byte(mqtttest.PropRequestProblemInfo, 0)}}, // [MQTT-3.1.2-29]
+		{"request problem information 0", [][]byte{mqtttest.Byte(mqtttest.PropRequestProblemInfo, 0)}},
 	}
 	for _, row := range rows {
 		t.Run(row.name, func(t *testing.T) {
@@ -297,5 +297,35 @@ func TestOutboundTopicAlias(t *testing.T) {
 		m := sub.ExpectPublish()
 		check(m)
 		sub.SendAck(mqtttest.PUBACK, m.PacketID)
+	}
+}
+
+// Request Problem Information 0: no Reason String or User Property on
+// packets other than PUBLISH, CONNACK and DISCONNECT [MQTT-3.1.2-29].
+func TestRequestProblemInformationOff(t *testing.T) {
+	t.Parallel()
+	srv := outBroker(t, false, nil)
+	c := outClient(t, srv.TCPAddr, 5, "rpi", mqtttest.Byte(mqtttest.PropRequestProblemInfo, 0))
+	u := mqtttest.User("k", "v")
+	c.Send(mqtttest.Ack(5, mqtttest.PUBREC, 99, 0, u)) // PUBREL 0x92 would carry a Reason String
+	c.Send(mqtttest.Subscribe(5, 1, [][]byte{u}, mqtttest.Sub{Filter: "rpi", Options: 1}))
+	c.Publish(mqtttest.Publish{Topic: "rpi", QoS: 1, PacketID: 2, Props: [][]byte{u}, Payload: []byte("x")})
+	for _, p := range c.Ping() {
+		var props mqtttest.Properties
+		switch p.Type() {
+		case mqtttest.PUBREL, mqtttest.PUBACK:
+			a, _ := p.Ack(5)
+			props = a.Props
+		case mqtttest.SUBACK:
+			s, _ := p.Suback(5)
+			props = s.Props
+		case mqtttest.PUBLISH:
+			m, _ := p.Publish(5)
+			c.SendAck(mqtttest.PUBACK, m.PacketID)
+			continue
+		}
+		if props.Has(mqtttest.PropReasonString) || props.Has(mqtttest.PropUserProperty) {
+			t.Errorf("%s carries problem information: %+v", mqtttest.TypeName(p.Type()), props)
+		}
 	}
 }

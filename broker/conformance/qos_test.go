@@ -50,7 +50,7 @@ func TestOutboundQoS2Flow(t *testing.T) {
 				// PUBREL with the same id [MQTT-4.3.3-4] [MQTT-2.2.1-5] [MQTT-2.3.1-6@3.1.1]
 				rel := sub.Expect(mqtttest.PUBREL)
 				if rel.Flags() != 0x02 {
-					t.Errorf("PUBREL flags %#x [MQTT-3.6.1-1]", rel.Flags())
+					t.Errorf("PUBREL flags %#x, want 0x02", rel.Flags())
 				}
 				if a, _ := rel.Ack(v); a.PacketID != m.PacketID {
 					t.Fatalf("PUBREL for %d, want %d", a.PacketID, m.PacketID)
@@ -104,8 +104,10 @@ func TestOutboundQoS2RefusedByPubrec(t *testing.T) {
 	}
 }
 
-// QoS 1 to a subscriber: resent with DUP 1 until the PUBACK
-// [MQTT-4.3.2-1] [MQTT-4.3.2-2] [MQTT-4.3.2-3] [MQTT-4.3.2-1@3.1.1].
+// QoS 1 to a subscriber: each message with its own unused packet id, resent
+// with DUP 1 until the PUBACK, in publish order both times
+// [MQTT-4.3.2-1] [MQTT-4.3.2-2] [MQTT-4.3.2-3] [MQTT-2.2.1-4] [MQTT-4.6.0-5] [MQTT-4.6.0-6]
+// [MQTT-4.3.2-1@3.1.1] [MQTT-2.3.1-4@3.1.1] [MQTT-4.6.0-5@3.1.1] [MQTT-4.6.0-6@3.1.1].
 func TestOutboundQoS1Flow(t *testing.T) {
 	t.Parallel()
 	for _, ver := range outVersions {
@@ -113,21 +115,29 @@ func TestOutboundQoS1Flow(t *testing.T) {
 			t.Parallel()
 			v := ver.v
 			addr, sub, pub := outQoSPair(t, true, v, "q1")
-			outPublishAcked(pub, mqtttest.Publish{Topic: "q/a", QoS: 1, PacketID: 1, Payload: []byte("a")})
-			outPublishAcked(pub, mqtttest.Publish{Topic: "q/b", QoS: 1, PacketID: 2, Payload: []byte("b")})
-			first := sub.ExpectPublishes(2)
-			if first[0].PacketID == first[1].PacketID || first[0].PacketID == 0 || first[0].Dup || first[1].Dup {
-				t.Fatalf("deliveries %+v", first)
+			const n = 6
+			for i := range n {
+				outPublishAcked(pub, mqtttest.Publish{Topic: "q/a", QoS: 1, PacketID: uint16(i + 1), Payload: []byte{'a' + byte(i)}})
+			}
+			first := sub.ExpectPublishes(n)
+			ids := map[uint16]bool{}
+			for i, m := range first {
+				if m.PacketID == 0 || ids[m.PacketID] || m.Dup || m.Payload[0] != 'a'+byte(i) {
+					t.Fatalf("delivery %d: %+v", i, m)
+				}
+				ids[m.PacketID] = true
 			}
 			sub.SendAck(mqtttest.PUBACK, first[0].PacketID)
 			sub.Ping()
 			outCut(sub)
 			sub, _ = outSession(t, addr, v, "q1-sub")
-			again := sub.ExpectPublish()
-			if again.PacketID != first[1].PacketID || !again.Dup || string(again.Payload) != "b" {
-				t.Fatalf("resend %+v", again)
+			for i, want := range first[1:] {
+				again := sub.ExpectPublish()
+				if again.PacketID != want.PacketID || !again.Dup || again.Payload[0] != want.Payload[0] {
+					t.Fatalf("resend %d: %+v, want id %d payload %q", i, again, want.PacketID, want.Payload)
+				}
+				sub.SendAck(mqtttest.PUBACK, again.PacketID)
 			}
-			sub.SendAck(mqtttest.PUBACK, again.PacketID)
 			if got := sub.Ping(); len(got) > 0 {
 				t.Fatalf("acknowledged message resent: %v", got)
 			}

@@ -28,7 +28,7 @@ func outWindow(t *testing.T, c *mqtttest.Conn, n, window int, dupOK func(i int) 
 		c.Quiet(40 * time.Millisecond)
 		m := outstanding[0]
 		outstanding = outstanding[1:]
-		// [MQTT-4.6.0-5] [MQTT-4.6.0-6] [MQTT-4.6.0-6@3.1.1]
+		// [MQTT-4.6.0-5] [MQTT-4.6.0-6]
 		if want := fmt.Sprintf("m%02d", next); string(m.Payload) != want {
 			t.Fatalf("delivery %d: %q, want %q", next, m.Payload, want)
 		}

@@ -257,3 +257,35 @@ func TestNoLocalOverlapping(t *testing.T) {
 		t.Fatalf("deliveries %+v", got)
 	}
 }
+
+// A QoS 1 delivery already started on a filter the client then removes is
+// still completed: the message stays in the session and is resent
+// [MQTT-3.10.4-3] [MQTT-3.10.4-3@3.1.1].
+func TestUnsubscribeCompletesStartedDeliveries(t *testing.T) {
+	t.Parallel()
+	for _, ver := range outVersions {
+		t.Run(ver.name, func(t *testing.T) {
+			t.Parallel()
+			v := ver.v
+			srv := outBroker(t, false, nil)
+			sub, _ := outSession(t, srv.TCPAddr, v, "unsub-started")
+			sub.Subscribe(1, mqtttest.Sub{Filter: "us/#", Options: 1})
+			pub := outClient(t, srv.TCPAddr, v, "unsub-started-pub")
+			outPublishAcked(pub, mqtttest.Publish{Topic: "us/a", QoS: 1, PacketID: 1, Payload: []byte("a")})
+			m := sub.ExpectPublish()
+			sub.Send(mqtttest.Unsubscribe(v, 2, nil, "us/#"))
+			sub.ExpectSuback(mqtttest.UNSUBACK)
+			outCut(sub)
+			sub, _ = outSession(t, srv.TCPAddr, v, "unsub-started")
+			again := sub.ExpectPublish()
+			if again.PacketID != m.PacketID || string(again.Payload) != "a" {
+				t.Fatalf("resend %+v", again)
+			}
+			sub.SendAck(mqtttest.PUBACK, again.PacketID)
+			outPublishAcked(pub, mqtttest.Publish{Topic: "us/a", QoS: 1, PacketID: 2, Payload: []byte("b")})
+			if got := sub.Ping(); len(got) > 0 { // [MQTT-3.10.4-2]
+				t.Fatalf("after unsubscribing: %v", got)
+			}
+		})
+	}
+}
