@@ -142,7 +142,7 @@ func (b *Broker) Start(ctx context.Context) (err error) {
 	b.closeFn = closeFn
 	b.core = newCoreHook(b)
 	out := newOutboundHook(b.core)
-	hooks := append([]hookEntry{{b.core, nil}, {out, nil}}, storeHooks...)
+	hooks := append([]hookEntry{{b.core, nil}, {newLifecycleHook(b), nil}, {out, nil}}, storeHooks...)
 	hooks = append(hooks, hookEntry{&resendHook{out: out}, nil}) // after the store's fixes (resend.go)
 	authHooks, err := b.authHooks()
 	if err != nil {
