@@ -70,6 +70,7 @@ func (h *coreHook) clientEvent(k EventKind, cl *mqtt.Client) Event {
 // on MQTT 5 clients through Server Keep Alive in CONNACK; MQTT 3 clients cannot
 // be told and are held to it all the same.
 func (h *coreHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
+	restoreEmptyWill(cl)
 	switch ka := cl.State.Keepalive; {
 	case ka == 0:
 		cl.State.Keepalive = h.floor
