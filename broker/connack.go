@@ -43,12 +43,11 @@ func refuseConnack(cl *mqtt.Client, code packets.Code) error {
 // fixConnack corrects mochi's CONNACK before it is encoded.
 func (h *lifecycleHook) fixConnack(cl *mqtt.Client, pk packets.Packet) packets.Packet {
 	v := cl.Properties.ProtocolVersion
-	// mochi enforces a maximum packet size and a Topic Alias Maximum on what
-	// clients send but announces neither, so a client cannot know its limit
-	// (and, with no Topic Alias Maximum, may use no aliases at all).
+	// mochi enforces a maximum packet size on what clients send but never
+	// announces it, so a client cannot know its limit. (The Topic Alias
+	// Maximum is announced by announceTopicAliases.)
 	if v == 5 && pk.ReasonCode < packets.ErrUnspecifiedError.Code {
 		pk.Properties.MaximumPacketSize = h.b.cfg.Limits.MaxPacketSize
-		pk.Properties.TopicAliasMaximum = h.b.srv.Options.Capabilities.TopicAliasMaximum
 	}
 	// mochi refuses an empty client id with clean session 0 with 0x80,
 	// which is no MQTT 3 return code. ParseConnect has already assigned

@@ -71,11 +71,14 @@ func TestSession(t *testing.T) {
 			},
 		},
 		{
-			name: "Clean Start 0 resumes the stored session",
-			rule: "[MQTT-3.1.2-5] [MQTT-3.1.2-23] [MQTT-3.2.2-3]",
+			name: "Clean Start 0 resumes the stored session of its client id",
+			rule: "[MQTT-3.1.2-5] [MQTT-3.1.2-23] [MQTT-3.2.2-3] [MQTT-3.1.3-2]",
 			run: func(t *testing.T, srv *brokertest.Server) {
 				c, _ := lcConnect(t, srv, 5, "s", false, 60)
 				lcLeave(t, c, "s/x")
+				if _, ca := lcConnect(t, srv, 5, "t", false, 60); ca.SessionPresent {
+					t.Fatal("another client id got the session")
+				}
 				c, ca := lcConnect(t, srv, 5, "s", false, 60)
 				if !ca.SessionPresent || !lcSubscribed(t, srv, c, "s/x") {
 					t.Fatal("the stored session was not resumed")
@@ -187,11 +190,14 @@ func TestSession(t *testing.T) {
 			},
 		},
 		{
-			name: "clean session 0 resumes the stored session/3.1.1",
-			rule: "[MQTT-3.1.2-4@3.1.1] [MQTT-3.1.4-3@3.1.1]",
+			name: "clean session 0 resumes the stored session of its client id/3.1.1",
+			rule: "[MQTT-3.1.2-4@3.1.1] [MQTT-3.1.4-3@3.1.1] [MQTT-3.1.3-2@3.1.1]",
 			run: func(t *testing.T, srv *brokertest.Server) {
 				c, _ := lcConnect(t, srv, 4, "s", false, -1)
 				lcLeave(t, c, "s/x")
+				if _, ca := lcConnect(t, srv, 4, "t", false, -1); ca.SessionPresent {
+					t.Fatal("another client id got the session")
+				}
 				c, ca := lcConnect(t, srv, 4, "s", false, -1)
 				if !ca.SessionPresent || !lcSubscribed(t, srv, c, "s/x") {
 					t.Fatal("the stored session was not resumed")
