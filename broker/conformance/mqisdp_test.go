@@ -74,6 +74,18 @@ func TestMQIsdp(t *testing.T) {
 			},
 		},
 		{
+			name: "protocol name MQIsdp with level 4 is an unacceptable protocol version",
+			rule: "[MQIsdp-4]",
+			run: func(t *testing.T, srv *brokertest.Server) {
+				c := mt.Dial(t, srv.TCPAddr, 3)
+				c.Send(mt.Connect{Version: 4, ProtocolName: "MQIsdp", ClientID: "lvl", Clean: true, Keepalive: 30}.Encode())
+				if ca, err := c.Expect(mt.CONNACK).Connack(3); err != nil || ca.Reason != 0x01 {
+					t.Fatalf("CONNACK %+v %v, want return code 1", ca, err)
+				}
+				c.ExpectClosed()
+			},
+		},
+		{
 			name: "a resumed session: CONNACK's reserved byte stays 0, queued messages arrive",
 			rule: "[MQIsdp-6]",
 			run: func(t *testing.T, srv *brokertest.Server) {

@@ -242,13 +242,13 @@ func TestWillDelay(t *testing.T) {
 			rule: "[MQTT-3.1.3-9]",
 			run: func(t *testing.T, srv *brokertest.Server) {
 				w := lcWatch(t, srv, "will/#")
-				c := lcWillConnect(t, srv, 5, "back", true, 60, mt.Will{Props: lcDelay(1)})
+				c := lcWillConnect(t, srv, 5, "back", true, 60, mt.Will{Props: lcDelay(2)})
 				lcCut(c)
 				again := mt.Dial(t, srv.TCPAddr, 5)
 				if ca := again.MustConnect(mt.Connect{ClientID: "back", Keepalive: 30, Props: [][]byte{mt.Int(mt.PropSessionExpiry, 60)}}); !ca.SessionPresent {
 					t.Fatal("session not resumed")
 				}
-				w.Quiet(1500 * time.Millisecond) // 1.5 x the delay
+				w.Quiet(2500 * time.Millisecond) // past the delay (2 s, so that a slow reconnect still comes first)
 			},
 		},
 		{
