@@ -105,6 +105,14 @@ func TestEnhancedAuth(t *testing.T) {
 		}
 		other.ExpectClosed()
 
+		// [MQTT-3.1.3-8]: a client id the token does not name is refused
+		// (0x87, not authorized, rather than 0x85) and the connection closed.
+		wrong := mt.Dial(t, b.srv.TCPAddr, 5)
+		if ca := wrong.Connect(mt.Connect{ClientID: "not-m", Clean: true, Keepalive: 30, Password: mt.Ptr(b.token(t, "m", auth.Grants{}))}); ca.Reason < 0x80 {
+			t.Fatalf("CONNACK %#x for a client id the token does not name", ca.Reason)
+		}
+		wrong.ExpectClosed()
+
 		// [MQTT-4.12.0-4] [MQTT-3.1.4-2] [MQTT-4.13.2-1]: a failed check
 		// (here the method's data, or the password) refuses and closes.
 		for _, pk := range []mt.Connect{

@@ -147,6 +147,29 @@ func TestConnack(t *testing.T) {
 			},
 		},
 		{
+			name: "a CONNACK leaves out its Reason String beyond the client's Maximum Packet Size",
+			rule: "[MQTT-3.2.2-19]",
+			run: func(t *testing.T, srv *brokertest.Server) {
+				for _, max := range []uint32{16, 256} {
+					c := mt.Dial(t, srv.TCPAddr, 5)
+					c.Send(mt.Connect{Version: 5, ClientID: "small", Clean: true, Keepalive: 30, Props: [][]byte{
+						mt.Int(mt.PropMaximumPacketSize, max), mt.String(mt.PropAuthMethod, "SCRAM-SHA-1"),
+					}}.Encode())
+					p := c.Expect(mt.CONNACK)
+					ca, err := p.Connack(5)
+					if err != nil || ca.Reason != 0x8C {
+						t.Fatalf("CONNACK %+v %v, want 0x8C", ca, err)
+					}
+					if n := len(p.Bytes()); uint32(n) > max {
+						t.Fatalf("CONNACK of %d bytes for a client allowing %d", n, max)
+					}
+					if max == 256 && !ca.Props.Has(mt.PropReasonString) {
+						t.Fatal("no Reason String even with room for it: the check above proves nothing")
+					}
+				}
+			},
+		},
+		{
 			name: "a refusing CONNACK has Session Present 0 and closes",
 			rule: "[MQTT-3.2.2-6] [MQTT-3.2.2-7] [MQTT-3.2.2-8]",
 			run: func(t *testing.T, srv *brokertest.Server) {

@@ -160,6 +160,28 @@ func TestSession(t *testing.T) {
 			},
 		},
 		{
+			name: "takeover DISCONNECT leaves out its Reason String beyond the client's Maximum Packet Size",
+			rule: "[MQTT-3.14.2-3]",
+			run: func(t *testing.T, srv *brokertest.Server) {
+				for _, max := range []uint32{20, 256} { // 20 fits the CONNACK, not a DISCONNECT with its Reason String
+					old := mt.Dial(t, srv.TCPAddr, 5)
+					old.MustConnect(mt.Connect{ClientID: "small", Clean: true, Keepalive: 30, Props: [][]byte{mt.Int(mt.PropMaximumPacketSize, max)}})
+					lcConnect(t, srv, 5, "small", true, -1)
+					got := old.Closed(mt.Timeout)
+					if len(got) != 1 || got[0].Type() != mt.DISCONNECT {
+						t.Fatalf("old connection got %v, want one DISCONNECT", got)
+					}
+					if n := len(got[0].Bytes()); uint32(n) > max {
+						t.Fatalf("DISCONNECT of %d bytes for a client allowing %d", n, max)
+					}
+					_, props, _ := got[0].Disconnect()
+					if max == 256 && !props.Has(mt.PropReasonString) {
+						t.Fatal("no Reason String even with room for it: the check above proves nothing")
+					}
+				}
+			},
+		},
+		{
 			name: "clean session 1 discards the stored session and ends with the connection/3.1.1",
 			rule: "[MQTT-3.1.2-6@3.1.1] [MQTT-3.1.4-3@3.1.1]",
 			run: func(t *testing.T, srv *brokertest.Server) {
