@@ -50,12 +50,14 @@ type validConn struct {
 	connected bool // a CONNECT passed the checks
 	clientMax uint32
 	aliases   []uint64 // bit set of topic aliases the client has set
+	qos2      qos2In
 }
 
 // inboundLimits are the broker settings the validating layer enforces.
 type inboundLimits struct {
 	maxPacket uint32 // 0: none
 	aliasMax  uint16
+	recvMax   uint16 // Receive Maximum for MQTT 5 clients
 	log       *slog.Logger
 }
 
@@ -82,6 +84,7 @@ func (b *Broker) validating(c net.Conn) net.Conn {
 	return &validConn{Conn: c, lim: inboundLimits{
 		maxPacket: b.cfg.Limits.MaxPacketSize,
 		aliasMax:  topicAliasMaximum,
+		recvMax:   b.cfg.Limits.ReceiveMaximum,
 		log:       b.log,
 	}}
 }
@@ -101,6 +104,7 @@ func (c *validConn) Write(p []byte) (int, error) {
 	if c.wdone {
 		return 0, net.ErrClosed
 	}
+	c.qos2.sent(p)
 	return c.Conn.Write(p)
 }
 

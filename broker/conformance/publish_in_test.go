@@ -110,6 +110,13 @@ func TestReceiveMaximumIn(t *testing.T) {
 	c.ExpectAck(mqtttest.PUBCOMP)
 	c.Send(pub5(mqtttest.Publish{Topic: "rm", QoS: 2, PacketID: 3}))
 	c.ExpectAck(mqtttest.PUBREC)
+	// A resend of an open flow is not a new message.
+	c.Send(pub5(mqtttest.Publish{Topic: "rm", QoS: 2, PacketID: 3, Dup: true}))
+	c.ExpectAck(mqtttest.PUBREC)
+	// With the quota used up, QoS 0 PUBLISHes are still accepted: Receive
+	// Maximum counts only QoS 1 and 2.
+	c.Send(pub5(mqtttest.Publish{Topic: "rm", Payload: []byte("q0")}))
+	c.Ping()
 	c.Send(pub5(mqtttest.Publish{Topic: "rm", QoS: 2, PacketID: 4}))
 	if got := c.ExpectRefusal(); got != disc(0x93) {
 		t.Fatalf("third outstanding QoS 2 PUBLISH: got %v, want DISCONNECT 0x93", got)
