@@ -141,7 +141,9 @@ func (b *Broker) Start(ctx context.Context) (err error) {
 	}
 	b.closeFn = closeFn
 	b.core = newCoreHook(b)
-	hooks := append([]hookEntry{{b.core, nil}}, storeHooks...)
+	out := newOutboundHook(b.core)
+	hooks := append([]hookEntry{{b.core, nil}, {newLifecycleHook(b), nil}, {out, nil}}, storeHooks...)
+	hooks = append(hooks, hookEntry{&resendHook{out: out}, nil}) // after the store's fixes (resend.go)
 	authHooks, err := b.authHooks()
 	if err != nil {
 		return err

@@ -52,10 +52,3 @@ func (c *Conn) ExpectRefusal() Refusal {
 	c.T.Fatalf("want at most one CONNACK or DISCONNECT before close, got %v", got)
 	return Refusal{}
 }
-
-// Ping sends a PINGREQ and requires the PINGRESP: the connection is alive.
-func (c *Conn) Ping() {
-	c.T.Helper()
-	c.Send(Pingreq())
-	c.Expect(PINGRESP)
-}
