@@ -49,6 +49,7 @@ type validConn struct {
 	version   byte // protocol level of the CONNECT: 3, 4 or 5; 0 before
 	connected bool // a CONNECT passed the checks
 	clientMax uint32
+	authFlow  bool     // the CONNECT named an Authentication Method
 	aliases   []uint64 // bit set of topic aliases the client has set
 	qos2      qos2In
 }
@@ -58,7 +59,10 @@ type inboundLimits struct {
 	maxPacket uint32 // 0: none
 	aliasMax  uint16
 	recvMax   uint16 // Receive Maximum for MQTT 5 clients
-	log       *slog.Logger
+	// reauth: authentication hooks may take AUTH packets (token refresh by
+	// re-authentication) on connections that authenticated with a password.
+	reauth bool
+	log    *slog.Logger
 }
 
 const (
@@ -85,6 +89,7 @@ func (b *Broker) validating(c net.Conn) net.Conn {
 		maxPacket: b.cfg.Limits.MaxPacketSize,
 		aliasMax:  topicAliasMaximum,
 		recvMax:   b.cfg.Limits.ReceiveMaximum,
+		reauth:    b.cfg.AuthEnabled() || b.opts.auth,
 		log:       b.log,
 	}}
 }

@@ -43,6 +43,9 @@ func (c *validConn) checkFixed() *violation {
 		if c.version < 5 {
 			return malformed("reserved packet type 15")
 		}
+		if !c.authFlow && !c.lim.reauth {
+			return protocolError("AUTH without an authentication method in CONNECT") // [MQTT-4.12.0-7]
+		}
 	}
 	return nil
 }
@@ -215,6 +218,7 @@ func (c *validConn) checkConnect(b []byte) *violation {
 			return v
 		}
 		c.clientMax = p.maxPacket
+		c.authFlow = p.has(propAuthMethod)
 	}
 	id, ok := r.bin()
 	if !ok {
