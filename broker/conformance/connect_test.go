@@ -186,9 +186,9 @@ func TestConnect31(t *testing.T) {
 	t.Parallel()
 	srv := start(t)
 	runRefusals(t, srv, []refusal{
-		{name: "client id of 24 characters", rule: "3.1 CONNECT", version: 3,
+		{name: "client id of 24 characters", rule: "[MQIsdp-3]", version: 3,
 			send: mqtttest.Connect{Version: 3, ClientID: strings.Repeat("x", 24), Clean: true}.Encode(), want: connack(0x02)},
-		{name: "empty client id", rule: "3.1 CONNECT", version: 3,
+		{name: "empty client id", rule: "[MQIsdp-3]", version: 3,
 			send: mqtttest.Connect{Version: 3, Clean: true}.Encode(), want: connack(0x02)},
 		{name: "MQIsdp with level 4", rule: "[MQIsdp-4]", version: 3,
 			send: rawConnect("MQIsdp", 4, 0x02, mqtttest.Str("lvl")), want: connack(0x01)},
