@@ -34,7 +34,7 @@ func newLifecycleHook(b *Broker) *lifecycleHook {
 		wills:        newWills(),
 	}
 	for _, p := range []byte{
-		mqtt.OnConnect, mqtt.OnSessionEstablish, mqtt.OnSessionEstablished, mqtt.OnDisconnect, mqtt.OnClientExpired,
+		mqtt.OnConnect, mqtt.OnSessionEstablish, mqtt.OnDisconnect, mqtt.OnClientExpired,
 		mqtt.OnWill, mqtt.OnPacketEncode, mqtt.OnPacketRead,
 	} {
 		h.provides[p] = true
@@ -72,11 +72,6 @@ func (h *lifecycleHook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 	h.willConnecting(cl, pk)
 }
 
-// OnSessionEstablished runs once the CONNACK is sent.
-func (h *lifecycleHook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
-	h.willEstablished(cl, pk)
-}
-
 // OnDisconnect runs after mochi has handled a connection's Will.
 func (h *lifecycleHook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
 	h.wills.ended(cl)
@@ -93,6 +88,7 @@ func (h *lifecycleHook) OnClientExpired(cl *mqtt.Client) {
 func (h *lifecycleHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	if pk.FixedHeader.Type == packets.Disconnect {
 		h.disconnecting(cl, pk)
+		h.willDisconnecting(cl, pk)
 	}
 	return pk, nil
 }
