@@ -40,6 +40,9 @@ import (
 //     sends PUBREL and the DUP PUBLISH, which mochi takes for a new message.
 //     Fixes answers a DUP PUBLISH whose inherited id is released on the
 //     resumed connection as the duplicate it is [MQTT-4.3.3-10].
+//   - Resume order: mochi registers a resuming client before it resends
+//     the session's messages, so a message published meanwhile overtakes
+//     them. Fixes holds deliveries to the client until the resend is done.
 //   - Shared subscriptions: mochi picks the first map entry of a group, at
 //     random and possibly offline. Fixes delivers round-robin over the
 //     connected members, and to an offline member only when none is
@@ -72,6 +75,8 @@ type Fixes struct {
 	shadowed          map[*mqtt.Client]packets.Packet            // outbound inflight entry an inbound PUBLISH's id would erase
 	resumed           map[*mqtt.Client]map[uint16]bool           // inbound QoS 2 ids inherited at CONNACK -> released on this connection
 	nResumed          atomic.Int64                               // len(resumed), read without the lock on the hot path
+	resuming          map[*mqtt.Client]chan struct{}             // clients resuming a session -> closed when the resend is done
+	nResuming         atomic.Int64                               // len(resuming)
 	onRetainedExpired func(topic string)
 }
 
@@ -109,6 +114,7 @@ func NewFixes(server *mqtt.Server, opts ...FixesOption) *Fixes {
 		chosen:   map[uint64]map[string]packets.Subscription{},
 		shadowed: map[*mqtt.Client]packets.Packet{},
 		resumed:  map[*mqtt.Client]map[uint16]bool{},
+		resuming: map[*mqtt.Client]chan struct{}{},
 	}
 	for _, o := range opts {
 		o(f)
@@ -131,6 +137,9 @@ var fixesProvides = func() (t [256]bool) {
 		mqtt.OnPacketProcessed,
 		mqtt.OnPacketSent,
 		mqtt.OnSelectSubscribers,
+		mqtt.OnSessionEstablish,
+		mqtt.OnSessionEstablished,
+		mqtt.OnACLCheck,
 		mqtt.OnSubscribe,
 		mqtt.OnQosPublish,
 		mqtt.OnQosComplete,
@@ -343,6 +352,7 @@ func (f *Fixes) forgetID(cid string, pid uint16) {
 // OnDisconnect forgets what is kept per connection, and the ordinals of a
 // session that ends.
 func (f *Fixes) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
+	f.endResume(cl)
 	f.forgetConnection(cl)
 	if expire && !cl.IsTakenOver() {
 		f.mu.Lock()
