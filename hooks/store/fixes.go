@@ -102,7 +102,9 @@ func WithFixesClock(now func() time.Time) FixesOption {
 }
 
 // NewFixes returns the fixes hook for server. Register it with
-// server.AddHook(f, nil) before any storage hook.
+// server.AddHook(f, nil) before any storage hook and before any auth hook
+// (mochi stops at the first hook that allows an ACL check, and Fixes uses
+// that check to hold deliveries to a resuming session).
 func NewFixes(server *mqtt.Server, opts ...FixesOption) *Fixes {
 	f := &Fixes{
 		server:   server,
