@@ -247,10 +247,12 @@ type rawClient struct {
 }
 
 type connOpt struct {
-	ver    byte
-	clean  bool
-	expiry uint32
-	noAck  bool
+	ver       byte
+	clean     bool
+	expiry    uint32
+	noAck     bool
+	willTopic string // a QoS 1 Will with payload "gone <client id>"
+	willDelay uint32
 }
 
 func dial(t testing.TB, addr, id string, o connOpt) (*rawClient, packets.Packet) {
@@ -280,6 +282,13 @@ func dial(t testing.TB, addr, id string, o connOpt) (*rawClient, packets.Packet)
 	if o.ver == 5 && o.expiry > 0 {
 		pk.Properties.SessionExpiryInterval = o.expiry
 		pk.Properties.SessionExpiryIntervalFlag = true
+	}
+	if o.willTopic != "" {
+		pk.Connect.WillFlag = true
+		pk.Connect.WillTopic = o.willTopic
+		pk.Connect.WillPayload = []byte("gone " + id)
+		pk.Connect.WillQos = 1
+		pk.Connect.WillProperties.WillDelayInterval = o.willDelay
 	}
 	if o.ver == 5 {
 		pk.Properties.RequestProblemInfo = 1

@@ -34,6 +34,9 @@ var storeProvides = func() (t [256]bool) {
 		mqtt.OnQosComplete,
 		mqtt.OnQosDropped,
 		mqtt.OnClientExpired,
+		mqtt.OnWill,
+		mqtt.OnWillSent,
+		mqtt.OnStarted,
 		mqtt.StoredClients,
 		mqtt.StoredSubscriptions,
 		mqtt.StoredInflightMessages,
@@ -140,10 +143,12 @@ func (st *Store) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 	st.idx.Lock()
 	st.known[cl.ID] = true
 	st.idx.Unlock()
-	st.putSession(cl, 0)
+	st.putSession(cl, 0, 0)
 }
 
-func (st *Store) putSession(cl *mqtt.Client, disconnected int64) {
+// putSession stores cl's session; willDue is when its delayed Will is to be
+// published (0: none pending).
+func (st *Store) putSession(cl *mqtt.Client, disconnected, willDue int64) {
 	p := cl.Properties
 	r := sessionRec{
 		ProtocolVersion:        p.ProtocolVersion,
@@ -168,6 +173,7 @@ func (st *Store) putSession(cl *mqtt.Client, disconnected int64) {
 			Retain:  p.Will.Retain,
 			Delay:   p.Will.WillDelayInterval,
 			User:    p.Will.User,
+			Due:     willDue,
 		},
 	}
 	st.enqueue(op{kind: opSet, key: sessionKey(cl.ID), val: r.encode()})
@@ -185,6 +191,8 @@ func (st *Store) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
 	}
 	st.idx.Lock()
 	delete(st.owed, cl)
+	due := st.willDue[cl]
+	delete(st.willDue, cl)
 	st.idx.Unlock()
 	if cl.Net.Conn == nil || cl.Net.Inline || cl.IsTakenOver() {
 		return
@@ -194,7 +202,7 @@ func (st *Store) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
 		return
 	}
 	if persistent(cl) {
-		st.putSession(cl, st.now())
+		st.putSession(cl, st.now(), due)
 	}
 }
 

@@ -79,6 +79,7 @@ func (st *Store) StoredClients() ([]storage.Client, error) {
 			return
 		}
 		alive[pk.client] = true
+		st.restoreWill(pk.client, r, disc+st.sessionExpiry(r))
 		c := storage.Client{
 			ID:              pk.client,
 			T:               storage.ClientKey,

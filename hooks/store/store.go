@@ -63,6 +63,12 @@ type Store struct {
 	pubFans   map[*mqtt.Client][]uint64    // publisher -> seqs of its publishes in progress
 	owed      map[*mqtt.Client]uint64      // client -> ticket its next acknowledgement must wait for
 	known     map[string]bool              // clients that may have records (persistent sessions seen)
+	willDue   map[*mqtt.Client]int64       // ending connection -> when its delayed Will is due
+
+	// delayed Wills of restored sessions, published by willLoop
+	willMu    sync.Mutex
+	wills     map[string]pendingWill // client id -> its pending Will
+	willStart sync.Once
 
 	// subscriber cache for OnPublish (mochi computes the same set again)
 	subMu       sync.Mutex
@@ -122,6 +128,8 @@ func Open(dir string, opts Options) (*Store, error) {
 		pubFans:   map[*mqtt.Client][]uint64{},
 		owed:      map[*mqtt.Client]uint64{},
 		known:     map[string]bool{},
+		willDue:   map[*mqtt.Client]int64{},
+		wills:     map[string]pendingWill{},
 
 		subCache: map[string]cachedSubs{},
 	}
