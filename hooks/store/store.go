@@ -75,6 +75,7 @@ type Store struct {
 	subGen      uint64 // bumped on every subscription change
 	subCache    map[string]cachedSubs
 	restoredIDs map[string]bool
+	v3left      map[string]int64 // restored MQTT 3 session -> seconds of expiry left
 
 	quarantined atomic.Int64
 }
