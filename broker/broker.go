@@ -104,6 +104,7 @@ func (b *Broker) capabilities() *mqtt.Capabilities {
 	c.MaximumClientWritesPending = l.MaxPendingWrites
 	c.MaximumInflight = l.MaxOfflineQueue
 	c.ReceiveMaximum = l.ReceiveMaximum
+	c.TopicAliasMaximum = topicAliasMaximum
 	c.MaximumSessionExpiryInterval = uint32(l.MaxSessionExpiry / time.Second)
 	c.MaximumMessageExpiryInterval = int64(l.MaxMessageExpiry / time.Second)
 	c.MinimumProtocolVersion = 3
@@ -140,7 +141,9 @@ func (b *Broker) Start(ctx context.Context) (err error) {
 	}
 	b.closeFn = closeFn
 	b.core = newCoreHook(b)
-	hooks := append([]hookEntry{{b.core, nil}}, storeHooks...)
+	out := newOutboundHook(b.core)
+	hooks := append([]hookEntry{{b.core, nil}, {newLifecycleHook(b), nil}, {out, nil}}, storeHooks...)
+	hooks = append(hooks, hookEntry{&resendHook{out: out}, nil}) // after the store's fixes (resend.go)
 	authHooks, err := b.authHooks()
 	if err != nil {
 		return err

@@ -1,0 +1,91 @@
+package conformance_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/courier-mqtt/courier/internal/mqtttest"
+)
+
+// Receive Maximum towards a client (3.3.4, 4.9): never more unacknowledged
+// QoS 1/2 PUBLISHes than the client allows, live and after a reconnect, and
+// the messages of one publisher on one topic in publish order (4.6).
+
+// outWindow reads the deliveries of n messages with payloads "m00".."m(n-1)"
+// acknowledging one at a time, checking that no more than window are ever
+// outstanding and that they arrive in order.
+func outWindow(t *testing.T, c *mqtttest.Conn, n, window int, dupOK func(i int) bool) {
+	t.Helper()
+	var outstanding []mqtttest.Message
+	next := 0
+	for next < n {
+		for len(outstanding) < window && next+len(outstanding) < n {
+			outstanding = append(outstanding, c.ExpectPublish())
+		}
+		// The window is full (or every message is out): nothing more comes
+		// until an acknowledgement [MQTT-3.3.4-9] [MQTT-4.9.0-2].
+		c.Quiet(40 * time.Millisecond)
+		m := outstanding[0]
+		outstanding = outstanding[1:]
+		// [MQTT-4.6.0-5] [MQTT-4.6.0-6]
+		if want := fmt.Sprintf("m%02d", next); string(m.Payload) != want {
+			t.Fatalf("delivery %d: %q, want %q", next, m.Payload, want)
+		}
+		if m.Dup && (dupOK == nil || !dupOK(next)) {
+			t.Errorf("delivery %d has DUP 1 [MQTT-3.3.1-3]", next)
+		}
+		c.SendAck(mqtttest.PUBACK, m.PacketID)
+		next++
+	}
+	if got := c.Ping(); len(got) > 0 {
+		t.Fatalf("after all %d: %v", n, got)
+	}
+}
+
+func TestReceiveMaximumLive(t *testing.T) {
+	t.Parallel()
+	for _, store := range []bool{false, true} {
+		t.Run(fmt.Sprintf("store=%v", store), func(t *testing.T) {
+			t.Parallel()
+			srv := outBroker(t, store, nil)
+			sub, _ := outSession(t, srv.TCPAddr, 5, "rml-sub", mqtttest.Short(mqtttest.PropReceiveMaximum, 2))
+			sub.Subscribe(1, mqtttest.Sub{Filter: "rm/#", Options: 1})
+			pub := outClient(t, srv.TCPAddr, 5, "rml-pub")
+			const n = 8
+			for i := range n {
+				outPublishAcked(pub, mqtttest.Publish{Topic: "rm/x", QoS: 1, PacketID: uint16(i + 1), Payload: fmt.Appendf(nil, "m%02d", i)})
+			}
+			outWindow(t, sub, n, 2, nil)
+		})
+	}
+}
+
+// Messages queued while the subscriber was away come back no more than
+// Receive Maximum at a time (the value of the new connection), in order.
+func TestReceiveMaximumAfterReconnect(t *testing.T) {
+	t.Parallel()
+	for _, store := range []bool{false, true} {
+		t.Run(fmt.Sprintf("store=%v", store), func(t *testing.T) {
+			t.Parallel()
+			srv := outBroker(t, store, nil)
+			rm := mqtttest.Short(mqtttest.PropReceiveMaximum, 2)
+			sub, _ := outSession(t, srv.TCPAddr, 5, "rmr-sub", rm)
+			sub.Subscribe(1, mqtttest.Sub{Filter: "rm/#", Options: 1})
+			pub := outClient(t, srv.TCPAddr, 5, "rmr-pub")
+			const n = 8
+			// Two are sent and left unacknowledged, the rest wait behind them.
+			for i := range 4 {
+				outPublishAcked(pub, mqtttest.Publish{Topic: "rm/x", QoS: 1, PacketID: uint16(i + 1), Payload: fmt.Appendf(nil, "m%02d", i)})
+			}
+			sub.ExpectPublishes(2)
+			outCut(sub)
+			// The rest are queued while it is away.
+			for i := 4; i < n; i++ {
+				outPublishAcked(pub, mqtttest.Publish{Topic: "rm/x", QoS: 1, PacketID: uint16(i + 1), Payload: fmt.Appendf(nil, "m%02d", i)})
+			}
+			sub, _ = outSession(t, srv.TCPAddr, 5, "rmr-sub", rm)
+			outWindow(t, sub, n, 2, func(i int) bool { return i < 2 })
+		})
+	}
+}
