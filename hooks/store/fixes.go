@@ -75,8 +75,8 @@ type Fixes struct {
 	shadowed          map[*mqtt.Client]packets.Packet            // outbound inflight entry an inbound PUBLISH's id would erase
 	resumed           map[*mqtt.Client]map[uint16]bool           // inbound QoS 2 ids inherited at CONNACK -> released on this connection
 	nResumed          atomic.Int64                               // len(resumed), read without the lock on the hot path
-	resuming          map[*mqtt.Client]chan struct{}             // clients resuming a session -> closed when the resend is done
-	nResuming         atomic.Int64                               // len(resuming)
+	resuming          sync.Map                                   // *mqtt.Client resuming a session -> chan struct{}, closed when the resend is done
+	nResuming         atomic.Int64                               // entries in resuming
 	onRetainedExpired func(topic string)
 }
 
@@ -116,7 +116,6 @@ func NewFixes(server *mqtt.Server, opts ...FixesOption) *Fixes {
 		chosen:   map[uint64]map[string]packets.Subscription{},
 		shadowed: map[*mqtt.Client]packets.Packet{},
 		resumed:  map[*mqtt.Client]map[uint16]bool{},
-		resuming: map[*mqtt.Client]chan struct{}{},
 	}
 	for _, o := range opts {
 		o(f)
@@ -368,6 +367,7 @@ func (f *Fixes) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
 // its queued messages; mochi only deletes the client, leaving its
 // subscriptions to be delivered to whoever next uses the client id.
 func (f *Fixes) OnClientExpired(cl *mqtt.Client) {
+	f.endResume(cl)
 	f.server.UnsubscribeClient(cl)
 	cl.ClearInflights()
 	f.mu.Lock()

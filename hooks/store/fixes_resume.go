@@ -28,12 +28,9 @@ func (f *Fixes) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 	if pk.Connect.Clean || cl.Net.Inline {
 		return
 	}
-	f.mu.Lock()
-	if _, ok := f.resuming[cl]; !ok {
-		f.resuming[cl] = make(chan struct{})
+	if _, loaded := f.resuming.LoadOrStore(cl, make(chan struct{})); !loaded {
 		f.nResuming.Add(1)
 	}
-	f.mu.Unlock()
 }
 
 // OnSessionEstablished releases deliveries once mochi has resent the
@@ -43,20 +40,16 @@ func (f *Fixes) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 }
 
 // endResume releases the deliveries held for cl (also when it disconnects
-// before establishing).
+// or expires before establishing: mochi calls neither hook when the CONNACK
+// or the resend fails, and then the first delivery that finds the client
+// closed, or the session's expiry, ends the hold).
 func (f *Fixes) endResume(cl *mqtt.Client) {
 	if f.nResuming.Load() == 0 {
 		return
 	}
-	f.mu.Lock()
-	ch, ok := f.resuming[cl]
-	if ok {
-		delete(f.resuming, cl)
+	if ch, ok := f.resuming.LoadAndDelete(cl); ok {
 		f.nResuming.Add(-1)
-	}
-	f.mu.Unlock()
-	if ok {
-		close(ch)
+		close(ch.(chan struct{}))
 	}
 }
 
@@ -66,12 +59,11 @@ func (f *Fixes) OnACLCheck(cl *mqtt.Client, _ string, write bool) bool {
 	if write || f.nResuming.Load() == 0 {
 		return false
 	}
-	f.mu.Lock()
-	ch := f.resuming[cl]
-	f.mu.Unlock()
-	if ch == nil {
+	v, ok := f.resuming.Load(cl)
+	if !ok {
 		return false
 	}
+	ch := v.(chan struct{})
 	if cl.Closed() {
 		f.endResume(cl)
 		return false
