@@ -454,7 +454,7 @@ func (c *rawClient) none(d time.Duration) {
 				return
 			}
 			if pk.FixedHeader.Type == packets.Publish {
-				c.t.Fatalf("unexpected publish on %q: %q", pk.TopicName, pk.Payload)
+				c.t.Fatalf("unexpected publish on %q: %q pid=%d dup=%v", pk.TopicName, pk.Payload, pk.PacketID, pk.FixedHeader.Dup)
 			}
 		case <-deadline:
 			return
