@@ -15,6 +15,10 @@ import (
 // publishes the Wills of restored sessions that fall due while the client
 // stays away [MQTT-3.1.3-9]: at the Will's time, or when the session ends
 // if that is sooner.
+//
+// This covers Wills that mochi parks. A hook before the store that takes
+// Will publication over (courier's broker does) and clears the delay in
+// OnWill leaves the store nothing to keep.
 
 // pendingWill is a restored session's Will waiting for its time.
 type pendingWill struct {
