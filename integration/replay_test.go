@@ -186,22 +186,23 @@ func TestQueuedQoS1And2MessagesReplayInOrderAcrossBrokerCrash(t *testing.T) {
 	runOfflineReplay(t, srv, func() { srv.Crash(t); srv.Restart(t) })
 }
 
-// livePublisher publishes one message and reports whether it was accepted
-// (an error wrapping client.ErrInFlight counts as accepted: the message stays
-// in the client's session and is resent by the client).
-type livePublisher func(topic string, qos byte, payload string) error
+// livePublisher publishes one message. It reports deferred when the
+// publish did not complete but the message stays in the client's session
+// for a resend after reconnecting: the client, not the broker, then decides
+// where it falls among later messages, so the order check skips it.
+type livePublisher func(topic string, qos byte, payload string) (deferred bool, err error)
 
 // ourPublisher is a persistent publisher of ours with on-disk state.
 func ourPublisher(t *testing.T, addr, id string) livePublisher {
 	pub := startClient(t, addr, client.WithClientID(id), client.WithPersistence(t.TempDir()))
 	ctx := ctxFor(t)
-	return func(topic string, qos byte, payload string) error {
+	return func(topic string, qos byte, payload string) (bool, error) {
 		err := pub.Publish(ctx, topic, payload, client.QOSLevel(qos))
 		if errors.Is(err, client.ErrInFlight) {
 			t.Logf("publish %s: %v (left to the client's session)", payload, err)
-			return nil
+			return true, nil
 		}
-		return err
+		return false, err
 	}
 }
 
@@ -210,19 +211,24 @@ func ourPublisher(t *testing.T, addr, id string) livePublisher {
 func pahoV3Publisher(t *testing.T, addr, id string) livePublisher {
 	conn := dialV3(t, addr, id, false, nil, func(o *paho3.ClientOptions) {
 		o.SetAutoReconnect(true).SetMaxReconnectInterval(100 * time.Millisecond).SetConnectRetryInterval(50 * time.Millisecond)
+		// The default store resends in map order after a reconnect, so two
+		// messages the broker never received came back swapped (seen).
+		o.SetStore(paho3.NewOrderedMemoryStore())
 	})
-	return func(topic string, qos byte, payload string) error {
+	return func(topic string, qos byte, payload string) (bool, error) {
 		tok := conn.c.Publish(topic, qos, false, payload)
 		if !tok.WaitTimeout(waitFor) {
-			return fmt.Errorf("publish %s: timed out", payload)
+			return false, fmt.Errorf("publish %s: timed out", payload)
 		}
 		if err := tok.Error(); err != nil {
-			// paho.mqtt.golang ends the token of a message whose write met
-			// the closing connection, and keeps the message in its store
-			// for the resend after reconnecting (clean session off).
+			// paho.mqtt.golang ends the token of a message in flight when
+			// the connection closes, and keeps the message in its store for
+			// the resend after reconnecting (clean session off); a message
+			// published meanwhile can reach the new connection first (seen).
 			t.Logf("publish %s: %v (left to the client's store)", payload, err)
+			return true, nil
 		}
-		return nil
+		return false, nil
 	}
 }
 
@@ -237,23 +243,29 @@ func runLiveReplay(t *testing.T, srv *brokertest.Server, withQoS2 bool, newPub f
 	pub := newPub(t, srv.TCPAddr, id+"-pub")
 
 	done := make(chan error, 1)
+	var deferred map[string]bool // written by the publishing goroutine until done
 	go func() {
+		deferred = map[string]bool{}
 		for seq := range replayN {
 			// QoS 0 is not retried: it may be lost while the broker is down.
 			qos := byte(1)
 			if withQoS2 && seq%2 == 1 {
 				qos = 2
 			}
-			if err := pub("rp/"+id, qos, replayPayload(int(qos), seq)); err != nil {
+			p := replayPayload(int(qos), seq)
+			d, err := pub("rp/"+id, qos, p)
+			if err != nil {
 				done <- fmt.Errorf("publish %d: %w", seq, err)
 				return
 			}
+			deferred[p] = d
 		}
 		endQoS := byte(1)
 		if withQoS2 {
 			endQoS = 2
 		}
-		done <- pub("rp/"+id, endQoS, "end")
+		_, err := pub("rp/"+id, endQoS, "end")
+		done <- err
 	}()
 	var got []msg
 	got = append(got, in.take(t, replayN/3)...)
@@ -290,12 +302,13 @@ collect:
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	checkLive(t, got, replayN, withQoS2)
+	checkLive(t, got, replayN, withQoS2, deferred)
 }
 
 // checkLive is checkReplay for the live stream, where seq is QoS 1 when even
-// and, withQoS2, QoS 2 when odd.
-func checkLive(t testing.TB, got []msg, n int, withQoS2 bool) {
+// and, withQoS2, QoS 2 when odd. Messages the publisher left to its session
+// for a resend (deferred) are checked for loss and duplicates, not order.
+func checkLive(t testing.TB, got []msg, n int, withQoS2 bool, deferred map[string]bool) {
 	t.Helper()
 	count := map[int]int{}
 	last := -1
@@ -306,7 +319,7 @@ func checkLive(t testing.TB, got []msg, n int, withQoS2 bool) {
 			_, seq = parseReplay(t, m.Payload)
 		}
 		count[seq]++
-		if count[seq] == 1 {
+		if count[seq] == 1 && !deferred[m.Payload] {
 			if seq < last {
 				disorder = append(disorder, fmt.Sprintf("%s after message %d", m.Payload, last))
 			}
@@ -355,7 +368,6 @@ func TestQoS1And2StreamSurvivesGracefulBrokerRestart(t *testing.T) {
 // (MQTT 3.1.1) to our subscriber: no QoS 1 message lost, every QoS 2 message
 // exactly once, in order.
 func TestQoS1And2StreamFromMQTT311PublisherSurvivesGracefulBrokerRestart(t *testing.T) {
-	t.Skip("known bug: 1 or 2 runs in 40, a QoS 2 message published while the broker shuts down gracefully reaches the subscriber twice, the second copy a new PUBLISH (DUP 0; seen [dup=false dup=false] and [dup=true dup=false]), and once out of order: the broker forwarded the publisher's PUBLISH but its inbound QoS 2 record did not survive the restart, so the publisher's resend (same packet id, DUP 1) was taken for a new message, against MQTT-4.3.3-10; same cause as the crash variant below, seen less often because the graceful shutdown flushes the store")
 	t.Parallel()
 	srv := brokertest.Start(t)
 	needStore(t, srv)
@@ -380,7 +392,6 @@ func TestQoS1StreamSurvivesBrokerCrash(t *testing.T) {
 // counterpart of the paho.golang QoS 2 defect) to our subscriber: no QoS 1
 // message lost, every QoS 2 message exactly once, in order.
 func TestQoS1And2StreamFromMQTT311PublisherSurvivesBrokerCrash(t *testing.T) {
-	t.Skip("known bug: under heavy load (-race, 2 busy cores) about 3 runs in 40 lose or duplicate the QoS 2 message in flight at the crash (seen: delivered 0 times; delivered twice, dup=false then dup=true); 25 of 25 passed under lighter load. hooks/store now writes the inbound QoS 2 record in the same write-ahead as the subscribers' copies, which closed one window; the rest is open")
 	t.Parallel()
 	srv := brokertest.Start(t)
 	needStore(t, srv)

@@ -50,6 +50,11 @@ type willRec struct {
 	Retain  bool
 	Delay   uint32
 	User    []packets.UserProperty
+	// Due is when a delayed Will is to be published (unix seconds): set when
+	// the connection ended abnormally with a Will Delay Interval, 0 when no
+	// Will is pending. Optional at the end of the record (older records
+	// have none).
+	Due int64
 }
 
 // subRec is a persisted subscription; the client and filter are in the key.
@@ -270,6 +275,7 @@ func (r *sessionRec) encode() []byte {
 	e.byte1(r.Will.Qos)
 	e.uv(uint64(r.Will.Delay))
 	e.users(r.Will.User)
+	e.sv(r.Will.Due)
 	return e.b
 }
 
@@ -294,6 +300,9 @@ func decodeSession(b []byte) (sessionRec, error) {
 	r.Will.Qos = d.byte1()
 	r.Will.Delay = uint32(d.uvMax(1<<32 - 1))
 	r.Will.User = d.users()
+	if d.err == nil && len(d.b) > 0 {
+		r.Will.Due = d.sv()
+	}
 	return r, d.done()
 }
 

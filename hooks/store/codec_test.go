@@ -16,7 +16,7 @@ func TestSessionRoundTrip(t *testing.T) {
 		ExpiryInterval: 3600, Disconnected: 1_700_000_000, ReceiveMaximum: 10, TopicAliasMaximum: 5,
 		MaximumPacketSize: 1 << 20, RequestProblemInfo: 1, RequestProblemInfoFlag: true, RequestResponseInfo: 1,
 		User: []packets.UserProperty{{Key: "k", Val: "v"}},
-		Will: willRec{Flag: 1, Topic: "will/t", Payload: []byte("bye"), Qos: 1, Retain: true, Delay: 7, User: []packets.UserProperty{{Key: "a", Val: "b"}}},
+		Will: willRec{Flag: 1, Topic: "will/t", Payload: []byte("bye"), Qos: 1, Retain: true, Delay: 7, User: []packets.UserProperty{{Key: "a", Val: "b"}}, Due: 1_700_000_007},
 	}
 	out, err := decodeSession(in.encode())
 	if err != nil {
@@ -24,6 +24,14 @@ func TestSessionRoundTrip(t *testing.T) {
 	}
 	if !reflect.DeepEqual(in, out) {
 		t.Fatalf("round trip:\n got %+v\nwant %+v", out, in)
+	}
+	// A record written before the Will's due time was kept has no such
+	// field: it reads as no Will pending.
+	in.Will.Due = 0
+	old := in.encode()
+	old = old[:len(old)-1] // the zero varint of Due
+	if out, err = decodeSession(old); err != nil || !reflect.DeepEqual(in, out) {
+		t.Fatalf("record without Due: %+v, %v", out, err)
 	}
 }
 

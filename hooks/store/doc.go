@@ -9,11 +9,14 @@
 //     starts. Its schema is versioned and its keys cannot collide whatever a
 //     client id or topic contains.
 //   - Fixes (NewFixes) repairs mochi core behaviour: publish order of resent
-//     messages, expired sessions left in the topic index, QoS 2 DUP resends
-//     answered 0x91, outbound flows erased by an inbound packet id, shared
-//     subscriptions delivered to offline members and expired retained
-//     messages delivered on subscribe. The broker registers it whether or
-//     not the store is on.
+//     messages, live messages overtaking a resuming session's backlog,
+//     expired sessions left in the topic index, QoS 2 DUP resends answered
+//     0x91, QoS 2 ids kept after a PUBREC that was never sent, PUBLISH
+//     resends after PUBREL taken for new messages, outbound flows erased by
+//     an inbound packet id, shared subscriptions delivered to offline
+//     members and expired retained messages delivered on subscribe. The
+//     broker registers it whether or not the store is on, before any auth
+//     hook.
 //
 // Usage sketch:
 //
@@ -42,6 +45,13 @@
 // lingering 2 ms so that records created and acknowledged within the window
 // never reach Badger) and deletes segments once applied. Open replays what a
 // crash left in the log, up to the first torn record.
+//
+// QoS 2 is exactly once across restarts and crashes because every record is
+// durable before the packet that relies on it leaves the broker (see
+// exactlyonce.go): the publisher's packet id before its PUBREC, a
+// subscriber's packet id before the first PUBLISH, the PUBREL stage before
+// the PUBREL; and the publisher's id is removed only once the PUBCOMP has
+// been written.
 //
 // With Options.SyncWrites false (the default) an acknowledged message
 // survives a process crash (the mapped pages belong to the kernel's page

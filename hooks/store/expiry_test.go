@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 )
 
@@ -98,5 +99,40 @@ func TestSessionExpiryHoldsAcrossRestart(t *testing.T) {
 	_, ack := dial(t, b.addr, "short", connOpt{expiry: 2})
 	if ack.SessionPresent {
 		t.Fatal("expired session present after restart")
+	}
+}
+
+// An MQTT 3.1.1 persistent session lives the server's maximum session
+// expiry from its disconnect. mochi counts it from the restart for a
+// restored session (it expires MQTT 3 sessions by the time their client
+// object stopped, which for a restored one is the load), so a restart
+// extended it by the time the broker had been down. Here the broker is
+// restarted 29 s (store clock) into a 30 s maximum: the session must
+// expire about 1 s later, not 30 s.
+func TestMQTT311SessionExpiryCountsFromDisconnectAcrossRestart(t *testing.T) {
+	dir := t.TempDir()
+	caps := func(c *brokerCfg) { c.caps = func(k *mqtt.Capabilities) { k.MaximumSessionExpiryInterval = 30 } }
+	b := startBroker(t, dir, caps)
+	old, _ := dial(t, b.addr, "old", connOpt{ver: 4})
+	old.subscribe(1, packets.Subscription{Filter: "old/t", Qos: 1})
+	old.disconnect()
+	w := newExpiryWatcher()
+	b.stop(t)
+
+	later := func(c *brokerCfg) { c.opts.Now = func() time.Time { return time.Now().Add(29 * time.Second) } }
+	b = startBroker(t, dir, caps, later, withHooks(w))
+	if _, ok := b.srv.Clients.Get("old"); !ok {
+		t.Fatal("session not restored")
+	}
+	select {
+	case id := <-w.expired:
+		if id != "old" {
+			t.Fatalf("expired %q", id)
+		}
+	case <-time.After(waitFor):
+		t.Fatal("session did not expire 30 s after its disconnect")
+	}
+	if subs := b.srv.Topics.Subscribers("old/t"); len(subs.Subscriptions) != 0 {
+		t.Fatalf("topic index still holds %v", subs.Subscriptions)
 	}
 }

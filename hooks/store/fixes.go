@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -27,6 +28,21 @@ import (
 //     arrived with PUBREC 0x91, and the publisher then never releases the
 //     packet id, which stays poisoned. Fixes answers PUBREC 0x00 and drops
 //     the duplicate [MQTT-4.3.3-10].
+//   - QoS 2 PUBREC that never left: when mochi cannot write the PUBREC for
+//     a new QoS 2 PUBLISH (the connection is closing), it returns without
+//     delivering the message but keeps the packet id as received, so the
+//     publisher's resend is taken for a duplicate and the message is lost.
+//     Fixes forgets the id again.
+//   - QoS 2 resend after PUBREL: mochi resends its stored PUBRECs and
+//     PUBCOMPs when a session resumes (only PUBLISH and PUBREL are resent
+//     [MQTT-4.4.0-1]). A client resending a PUBLISH it has already released
+//     (paho.mqtt.golang does: it stores the PUBLISH, never the PUBREL) then
+//     sends PUBREL and the DUP PUBLISH, which mochi takes for a new message.
+//     Fixes answers a DUP PUBLISH whose inherited id is released on the
+//     resumed connection as the duplicate it is [MQTT-4.3.3-10].
+//   - Resume order: mochi registers a resuming client before it resends
+//     the session's messages, so a message published meanwhile overtakes
+//     them. Fixes holds deliveries to the client until the resend is done.
 //   - Shared subscriptions: mochi picks the first map entry of a group, at
 //     random and possibly offline. Fixes delivers round-robin over the
 //     connected members, and to an offline member only when none is
@@ -57,6 +73,10 @@ type Fixes struct {
 	rr                map[string]uint64                          // shared group filter -> deliveries so far
 	chosen            map[uint64]map[string]packets.Subscription // store seq -> shared choice
 	shadowed          map[*mqtt.Client]packets.Packet            // outbound inflight entry an inbound PUBLISH's id would erase
+	resumed           map[*mqtt.Client]map[uint16]bool           // inbound QoS 2 ids inherited at CONNACK -> released on this connection
+	nResumed          atomic.Int64                               // len(resumed), read without the lock on the hot path
+	resuming          sync.Map                                   // *mqtt.Client resuming a session -> chan struct{}, closed when the resend is done
+	nResuming         atomic.Int64                               // entries in resuming
 	onRetainedExpired func(topic string)
 }
 
@@ -82,7 +102,9 @@ func WithFixesClock(now func() time.Time) FixesOption {
 }
 
 // NewFixes returns the fixes hook for server. Register it with
-// server.AddHook(f, nil) before any storage hook.
+// server.AddHook(f, nil) before any storage hook and before any auth hook
+// (mochi stops at the first hook that allows an ACL check, and Fixes uses
+// that check to hold deliveries to a resuming session).
 func NewFixes(server *mqtt.Server, opts ...FixesOption) *Fixes {
 	f := &Fixes{
 		server:   server,
@@ -93,6 +115,7 @@ func NewFixes(server *mqtt.Server, opts ...FixesOption) *Fixes {
 		rr:       map[string]uint64{},
 		chosen:   map[uint64]map[string]packets.Subscription{},
 		shadowed: map[*mqtt.Client]packets.Packet{},
+		resumed:  map[*mqtt.Client]map[uint16]bool{},
 	}
 	for _, o := range opts {
 		o(f)
@@ -115,6 +138,9 @@ var fixesProvides = func() (t [256]bool) {
 		mqtt.OnPacketProcessed,
 		mqtt.OnPacketSent,
 		mqtt.OnSelectSubscribers,
+		mqtt.OnSessionEstablish,
+		mqtt.OnSessionEstablished,
+		mqtt.OnACLCheck,
 		mqtt.OnSubscribe,
 		mqtt.OnQosPublish,
 		mqtt.OnQosComplete,
@@ -138,24 +164,39 @@ func (f *Fixes) setRetainedExpired(fn func(string)) {
 // so it is neither delivered twice nor answered 0x91 [MQTT-4.3.3-10].
 // (Rejecting the packet here would make mochi drop the connection.)
 func (f *Fixes) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
-	if pk.FixedHeader.Type != packets.Publish || pk.FixedHeader.Qos == 0 || cl.Net.Inline {
+	if cl.Net.Inline {
+		return pk, nil
+	}
+	if pk.FixedHeader.Type == packets.Pubrel {
+		f.noteRelease(cl, pk.PacketID)
+		return pk, nil
+	}
+	if pk.FixedHeader.Type != packets.Publish || pk.FixedHeader.Qos == 0 {
 		return pk, nil
 	}
 	inf, ok := cl.State.Inflight.Get(pk.PacketID)
-	if !ok {
-		return pk, nil
-	}
-	if inf.FixedHeader.Type == packets.Publish || inf.FixedHeader.Type == packets.Pubrel {
+	switch {
+	case !ok:
+		if f.releasedResend(cl, pk) {
+			return f.duplicate(cl, pk), nil
+		}
+	case inf.FixedHeader.Type == packets.Publish || inf.FixedHeader.Type == packets.Pubrel:
 		// An outbound flow with the same id: mochi's processPublish will
 		// erase it. Keep it to put back in OnPacketProcessed.
 		f.mu.Lock()
 		f.shadowed[cl] = inf
 		f.mu.Unlock()
+	case pk.FixedHeader.Qos == 2 && inf.FixedHeader.Type == packets.Pubrec:
+		return f.duplicate(cl, pk), nil
+	default:
 		return pk, nil
 	}
-	if pk.FixedHeader.Qos != 2 || inf.FixedHeader.Type != packets.Pubrec {
-		return pk, nil
-	}
+	return pk, nil
+}
+
+// duplicate answers a QoS 2 PUBLISH already received with PUBREC 0x00 and
+// returns it as a packet mochi ignores.
+func (f *Fixes) duplicate(cl *mqtt.Client, pk packets.Packet) packets.Packet {
 	ack := packets.Packet{
 		FixedHeader: packets.FixedHeader{Type: packets.Pubrec},
 		PacketID:    pk.PacketID,
@@ -169,15 +210,22 @@ func (f *Fixes) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet
 	pk.FixedHeader.Retain = false
 	pk.PacketID = 0
 	pk.Ignore = true
-	return pk, nil
+	return pk
 }
 
-// OnPacketProcessed puts back an outbound inflight entry that mochi erased
-// while processing an inbound PUBLISH with the same packet id. An inbound
-// QoS 2 flow now holds that id until PUBREL, so only QoS 1 can be repaired.
-func (f *Fixes) OnPacketProcessed(cl *mqtt.Client, pk packets.Packet, _ error) {
+// OnPacketProcessed forgets the id of a new QoS 2 PUBLISH that mochi could
+// not acknowledge, and puts back an outbound inflight entry that mochi
+// erased while processing an inbound PUBLISH with the same packet id. An
+// inbound QoS 2 flow now holds that id until PUBREL, so only QoS 1 can be
+// repaired.
+func (f *Fixes) OnPacketProcessed(cl *mqtt.Client, pk packets.Packet, err error) {
 	if pk.FixedHeader.Type != packets.Publish {
 		return
+	}
+	if err != nil && pk.FixedHeader.Qos == 2 && !cl.Net.Inline {
+		// Still QoS 2: not a duplicate (OnPacketRead turns those into QoS
+		// 0), so any PUBREC in flight for the id is this publish's own.
+		f.unreceive(cl, pk.PacketID)
 	}
 	f.mu.Lock()
 	inf, ok := f.shadowed[cl]
@@ -202,6 +250,7 @@ func (f *Fixes) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
 		return
 	}
 	all := cl.State.Inflight.GetAll(false)
+	f.noteResumed(cl, all)
 	if len(all) < 2 {
 		return
 	}
@@ -301,8 +350,11 @@ func (f *Fixes) forgetID(cid string, pid uint16) {
 	}
 }
 
-// OnDisconnect forgets the ordinals of a session that ends.
+// OnDisconnect forgets what is kept per connection, and the ordinals of a
+// session that ends.
 func (f *Fixes) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
+	f.endResume(cl)
+	f.forgetConnection(cl)
 	if expire && !cl.IsTakenOver() {
 		f.mu.Lock()
 		delete(f.order, cl.ID)
@@ -315,6 +367,7 @@ func (f *Fixes) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
 // its queued messages; mochi only deletes the client, leaving its
 // subscriptions to be delivered to whoever next uses the client id.
 func (f *Fixes) OnClientExpired(cl *mqtt.Client) {
+	f.endResume(cl)
 	f.server.UnsubscribeClient(cl)
 	cl.ClearInflights()
 	f.mu.Lock()

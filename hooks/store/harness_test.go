@@ -170,9 +170,6 @@ func startBroker(t testing.TB, dir string, mods ...func(*brokerCfg)) *testBroker
 		InlineClient: true,
 	})
 	b := &testBroker{srv: srv, dir: dir}
-	if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
-		t.Fatal(err)
-	}
 	if !c.noFixes {
 		b.fx = NewFixes(srv, WithFixesClock(c.fixClock))
 		if err := srv.AddHook(b.fx, nil); err != nil {
@@ -188,6 +185,11 @@ func startBroker(t testing.TB, dir string, mods ...func(*brokerCfg)) *testBroker
 		if err := srv.AddHook(st, Config{Server: srv, Fixes: b.fx}); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// The auth hook comes after Fixes and the store, as in the broker:
+	// mochi stops asking hooks at the first that allows an ACL check.
+	if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
+		t.Fatal(err)
 	}
 	// Extra hooks run after the store, so what they report has reached it.
 	for _, h := range c.hooks {
@@ -245,10 +247,12 @@ type rawClient struct {
 }
 
 type connOpt struct {
-	ver    byte
-	clean  bool
-	expiry uint32
-	noAck  bool
+	ver       byte
+	clean     bool
+	expiry    uint32
+	noAck     bool
+	willTopic string // a QoS 1 Will with payload "gone <client id>"
+	willDelay uint32
 }
 
 func dial(t testing.TB, addr, id string, o connOpt) (*rawClient, packets.Packet) {
@@ -278,6 +282,13 @@ func dial(t testing.TB, addr, id string, o connOpt) (*rawClient, packets.Packet)
 	if o.ver == 5 && o.expiry > 0 {
 		pk.Properties.SessionExpiryInterval = o.expiry
 		pk.Properties.SessionExpiryIntervalFlag = true
+	}
+	if o.willTopic != "" {
+		pk.Connect.WillFlag = true
+		pk.Connect.WillTopic = o.willTopic
+		pk.Connect.WillPayload = []byte("gone " + id)
+		pk.Connect.WillQos = 1
+		pk.Connect.WillProperties.WillDelayInterval = o.willDelay
 	}
 	if o.ver == 5 {
 		pk.Properties.RequestProblemInfo = 1
@@ -443,7 +454,7 @@ func (c *rawClient) none(d time.Duration) {
 				return
 			}
 			if pk.FixedHeader.Type == packets.Publish {
-				c.t.Fatalf("unexpected publish on %q: %q", pk.TopicName, pk.Payload)
+				c.t.Fatalf("unexpected publish on %q: %q pid=%d dup=%v", pk.TopicName, pk.Payload, pk.PacketID, pk.FixedHeader.Dup)
 			}
 		case <-deadline:
 			return

@@ -34,6 +34,9 @@ var storeProvides = func() (t [256]bool) {
 		mqtt.OnQosComplete,
 		mqtt.OnQosDropped,
 		mqtt.OnClientExpired,
+		mqtt.OnWill,
+		mqtt.OnWillSent,
+		mqtt.OnStarted,
 		mqtt.StoredClients,
 		mqtt.StoredSubscriptions,
 		mqtt.StoredInflightMessages,
@@ -140,10 +143,12 @@ func (st *Store) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 	st.idx.Lock()
 	st.known[cl.ID] = true
 	st.idx.Unlock()
-	st.putSession(cl, 0)
+	st.putSession(cl, 0, 0)
 }
 
-func (st *Store) putSession(cl *mqtt.Client, disconnected int64) {
+// putSession stores cl's session; willDue is when its delayed Will is to be
+// published (0: none pending).
+func (st *Store) putSession(cl *mqtt.Client, disconnected, willDue int64) {
 	p := cl.Properties
 	r := sessionRec{
 		ProtocolVersion:        p.ProtocolVersion,
@@ -168,6 +173,7 @@ func (st *Store) putSession(cl *mqtt.Client, disconnected int64) {
 			Retain:  p.Will.Retain,
 			Delay:   p.Will.WillDelayInterval,
 			User:    p.Will.User,
+			Due:     willDue,
 		},
 	}
 	st.enqueue(op{kind: opSet, key: sessionKey(cl.ID), val: r.encode()})
@@ -185,6 +191,8 @@ func (st *Store) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
 	}
 	st.idx.Lock()
 	delete(st.owed, cl)
+	due := st.willDue[cl]
+	delete(st.willDue, cl)
 	st.idx.Unlock()
 	if cl.Net.Conn == nil || cl.Net.Inline || cl.IsTakenOver() {
 		return
@@ -194,7 +202,7 @@ func (st *Store) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
 		return
 	}
 	if persistent(cl) {
-		st.putSession(cl, st.now())
+		st.putSession(cl, st.now(), due)
 	}
 }
 
@@ -311,6 +319,7 @@ func (st *Store) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, 
 			st.inbound[cl.ID] = m
 		}
 		m[pk.PacketID] = true
+		st.pendingIn[cl] = pk.PacketID
 	}
 	st.fanouts[seq] = fan
 	if !cl.Net.Inline {
@@ -327,12 +336,21 @@ func (st *Store) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, 
 // OnPublished ends the write-ahead of a publish: records written for
 // subscribers mochi did not deliver to (ACL, quota) are removed.
 func (st *Store) OnPublished(cl *mqtt.Client, pk packets.Packet) {
+	if cl != nil && !cl.Net.Inline {
+		st.idx.Lock()
+		delete(st.pendingIn, cl) // delivered: the inbound record stands
+		st.idx.Unlock()
+	}
 	if seq, ok := packetTag(pk); ok {
-		st.finishFanout(cl, seq)
+		if ops := st.finishFanout(cl, seq); len(ops) > 0 {
+			st.enqueueLazy(ops...)
+		}
 	}
 }
 
-func (st *Store) finishFanout(cl *mqtt.Client, seq uint64) {
+// finishFanout ends the write-ahead of publish seq and returns the deletes
+// of the records written for subscribers it did not reach.
+func (st *Store) finishFanout(cl *mqtt.Client, seq uint64) []op {
 	st.idx.Lock()
 	fan := st.fanouts[seq]
 	delete(st.fanouts, seq)
@@ -355,7 +373,7 @@ func (st *Store) finishFanout(cl *mqtt.Client, seq uint64) {
 		st.fixes.forget(seq)
 	}
 	if fan == nil {
-		return
+		return nil
 	}
 	var ops []op
 	for id, seen := range fan.targets {
@@ -363,49 +381,29 @@ func (st *Store) finishFanout(cl *mqtt.Client, seq uint64) {
 			ops = append(ops, op{kind: opDelete, key: outboundKey(id, seq)})
 		}
 	}
-	if len(ops) > 0 {
-		st.enqueueLazy(ops...)
-	}
+	return ops
 }
 
-// OnPacketProcessed records the PUBREL stage of an outbound QoS 2 flow (mochi
-// never reports it to hooks), and ends write-aheads left open when mochi
-// stopped processing a publish early.
+// OnPacketProcessed ends write-aheads left open when mochi stopped
+// processing a publish early (see abandonPublish).
 func (st *Store) OnPacketProcessed(cl *mqtt.Client, pk packets.Packet, _ error) {
-	switch pk.FixedHeader.Type {
-	case packets.Pubrec:
-		inf, ok := cl.State.Inflight.Get(pk.PacketID)
-		if !ok || inf.FixedHeader.Type != packets.Pubrel {
-			return
-		}
-		st.idx.Lock()
-		seq, ok := st.out[cl.ID][pk.PacketID]
-		st.idx.Unlock()
-		if !ok {
-			return
-		}
-		r := msgRec{Stage: stagePubrel, Qos: 2, PacketID: pk.PacketID, Created: inf.Created, Expiry: inf.Expiry}
-		st.enqueue(op{kind: opSet, key: outboundKey(cl.ID, seq), val: r.encode(kindOutbound)})
-	case packets.Publish:
-		if cl.Net.Inline {
-			return
-		}
-		st.idx.Lock()
-		left := append([]uint64(nil), st.pubFans[cl]...)
-		st.idx.Unlock()
-		for _, seq := range left {
-			st.finishFanout(cl, seq)
-		}
+	if pk.FixedHeader.Type == packets.Publish && !cl.Net.Inline {
+		st.abandonPublish(cl)
 	}
 }
 
 // OnPacketEncode holds an acknowledgement until the writes it promises are
 // durable: PUBACK/PUBREC to a publisher (the messages written ahead),
-// SUBACK/UNSUBACK (the subscriptions), and a first QoS 2 PUBLISH to a
-// persistent subscriber (its packet id, so a resend after a crash reuses it).
+// SUBACK/UNSUBACK (the subscriptions), a first QoS 2 PUBLISH to a
+// persistent subscriber (its packet id, so a resend after a crash reuses it)
+// and a PUBREL to one (the PUBREL stage, written here: see recordPubrel).
 func (st *Store) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
 	switch pk.FixedHeader.Type {
 	case packets.Puback, packets.Pubrec, packets.Suback, packets.Unsuback:
+	case packets.Pubrel:
+		if !st.recordPubrel(cl, pk) {
+			return pk
+		}
 	case packets.Publish:
 		if pk.FixedHeader.Qos < 2 || pk.FixedHeader.Dup || !persistent(cl) {
 			return pk

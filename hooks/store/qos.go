@@ -66,6 +66,9 @@ func (st *Store) OnQosPublish(cl *mqtt.Client, pk packets.Packet, _ int64, _ int
 		}
 		seen := m[pid]
 		m[pid] = true
+		if !seen {
+			st.pendingIn[cl] = pid
+		}
 		st.idx.Unlock()
 		if seen {
 			return
@@ -138,7 +141,11 @@ func (st *Store) OnQosComplete(cl *mqtt.Client, pk packets.Packet) {
 		st.idx.Unlock()
 		st.dropOutbound(cid, pid)
 	case packets.Pubcomp:
-		st.dropOutbound(cid, pid)
+		if !st.dropOutbound(cid, pid) {
+			// mochi resent a PUBCOMP it could not write before (a resumed
+			// session): the inbound flow ends here.
+			st.dropInbound(cid, pid)
+		}
 	case packets.Pubrel:
 		st.dropInbound(cid, pid)
 	}
@@ -155,7 +162,8 @@ func (st *Store) OnQosDropped(cl *mqtt.Client, pk packets.Packet) {
 	st.dropInbound(cl.ID, pk.PacketID)
 }
 
-func (st *Store) dropOutbound(cid string, pid uint16) {
+// dropOutbound removes an outbound flow and reports whether there was one.
+func (st *Store) dropOutbound(cid string, pid uint16) bool {
 	st.idx.Lock()
 	seq, ok := st.out[cid][pid]
 	if ok {
@@ -168,6 +176,7 @@ func (st *Store) dropOutbound(cid string, pid uint16) {
 	if ok {
 		st.enqueueLazy(op{kind: opDelete, key: outboundKey(cid, seq)})
 	}
+	return ok
 }
 
 func (st *Store) dropInbound(cid string, pid uint16) {

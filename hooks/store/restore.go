@@ -52,6 +52,7 @@ func (st *Store) StoredClients() ([]storage.Client, error) {
 	now := st.now()
 	var out []storage.Client
 	alive := map[string]bool{}
+	v3left := map[string]int64{}
 	err := st.scan([]byte{kindSession}, func(k, v []byte) {
 		pk, err := parseKey(k)
 		if err != nil {
@@ -79,6 +80,7 @@ func (st *Store) StoredClients() ([]storage.Client, error) {
 			return
 		}
 		alive[pk.client] = true
+		st.restoreWill(pk.client, r, disc+st.sessionExpiry(r))
 		c := storage.Client{
 			ID:              pk.client,
 			T:               storage.ClientKey,
@@ -108,10 +110,13 @@ func (st *Store) StoredClients() ([]storage.Client, error) {
 		if r.ProtocolVersion == 5 {
 			c.Properties.SessionExpiryInterval = uint32(min(remaining, 1<<32-1))
 			c.Properties.SessionExpiryIntervalFlag = true
+		} else {
+			v3left[pk.client] = remaining
 		}
 		out = append(out, c)
 	})
 	st.idx.Lock()
+	st.v3left = v3left
 	st.restoredIDs = alive
 	for id := range alive {
 		st.known[id] = true
@@ -216,7 +221,38 @@ func (st *Store) StoredInflightMessages() ([]storage.Message, error) {
 	}
 	atomic.AddInt64(&st.server.Info.Inflight, int64(total))
 	st.log.Info("messages restored", "messages", total)
+	st.restoreV3Expiry()
 	return nil, nil
+}
+
+// restoreV3Expiry makes restored MQTT 3 sessions expire when their time is
+// up counted from the disconnect, not from the restart. mochi expires an
+// MQTT 3 session at the server's maximum after the client object stopped,
+// and a restored object stops at load; only an MQTT 5 session carries its
+// own interval. So the restored (offline, never connected) object is given
+// what is left of the maximum as an MQTT 5 interval: mochi's expiry, and
+// every hook it calls, then run at the right time. A returning client gets
+// a new object from its own CONNECT, with its own version. It runs after
+// mochi has loaded the clients and before it serves. The one visible trace:
+// the expiry of such a session reports protocol version 5.
+func (st *Store) restoreV3Expiry() {
+	st.idx.Lock()
+	left := st.v3left
+	st.v3left = nil
+	st.idx.Unlock()
+	max := int64(st.server.Options.Capabilities.MaximumSessionExpiryInterval)
+	for cid, remaining := range left {
+		if remaining >= max {
+			continue // the full interval: mochi counts it right
+		}
+		cl, ok := st.server.Clients.Get(cid)
+		if !ok || cl.Net.Conn != nil {
+			continue
+		}
+		cl.Properties.ProtocolVersion = 5
+		cl.Properties.Props.SessionExpiryInterval = uint32(remaining)
+		cl.Properties.Props.SessionExpiryIntervalFlag = true
+	}
 }
 
 func (st *Store) restoreClientInflight(cl *mqtt.Client, msgs []restoredMsg, now int64) int {

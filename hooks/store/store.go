@@ -54,20 +54,28 @@ type Store struct {
 	closeErr  error
 
 	// in-memory indexes
-	idx     sync.Mutex
-	out     map[string]map[uint16]uint64 // client -> packet id -> seq of its outbound record
-	inbound map[string]map[uint16]bool   // client -> packet ids of stored inbound QoS 2 records
-	inQoS1  map[string]uint16            // client -> packet id of the inbound QoS 1 ack being completed
-	fanouts map[uint64]*fanout           // seq -> write-ahead targets of a publish in progress
-	pubFans map[*mqtt.Client][]uint64    // publisher -> seqs of its publishes in progress
-	owed    map[*mqtt.Client]uint64      // client -> ticket its next acknowledgement must wait for
-	known   map[string]bool              // clients that may have records (persistent sessions seen)
+	idx       sync.Mutex
+	out       map[string]map[uint16]uint64 // client -> packet id -> seq of its outbound record
+	inbound   map[string]map[uint16]bool   // client -> packet ids of stored inbound QoS 2 records
+	inQoS1    map[string]uint16            // client -> packet id of the inbound QoS 1 ack being completed
+	pendingIn map[*mqtt.Client]uint16      // publisher -> id of the inbound QoS 2 record written for the publish being processed
+	fanouts   map[uint64]*fanout           // seq -> write-ahead targets of a publish in progress
+	pubFans   map[*mqtt.Client][]uint64    // publisher -> seqs of its publishes in progress
+	owed      map[*mqtt.Client]uint64      // client -> ticket its next acknowledgement must wait for
+	known     map[string]bool              // clients that may have records (persistent sessions seen)
+	willDue   map[*mqtt.Client]int64       // ending connection -> when its delayed Will is due
+
+	// delayed Wills of restored sessions, published by willLoop
+	willMu    sync.Mutex
+	wills     map[string]pendingWill // client id -> its pending Will
+	willStart sync.Once
 
 	// subscriber cache for OnPublish (mochi computes the same set again)
 	subMu       sync.Mutex
 	subGen      uint64 // bumped on every subscription change
 	subCache    map[string]cachedSubs
 	restoredIDs map[string]bool
+	v3left      map[string]int64 // restored MQTT 3 session -> seconds of expiry left
 
 	quarantined atomic.Int64
 }
@@ -108,18 +116,21 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
 	}
 	st := &Store{
-		db:      db,
-		opts:    opts,
-		log:     opts.Logger.With("component", "hooks.store"),
-		kick:    make(chan struct{}, 1),
-		quit:    make(chan struct{}),
-		out:     map[string]map[uint16]uint64{},
-		inbound: map[string]map[uint16]bool{},
-		inQoS1:  map[string]uint16{},
-		fanouts: map[uint64]*fanout{},
-		pubFans: map[*mqtt.Client][]uint64{},
-		owed:    map[*mqtt.Client]uint64{},
-		known:   map[string]bool{},
+		db:        db,
+		opts:      opts,
+		log:       opts.Logger.With("component", "hooks.store"),
+		kick:      make(chan struct{}, 1),
+		quit:      make(chan struct{}),
+		out:       map[string]map[uint16]uint64{},
+		inbound:   map[string]map[uint16]bool{},
+		inQoS1:    map[string]uint16{},
+		pendingIn: map[*mqtt.Client]uint16{},
+		fanouts:   map[uint64]*fanout{},
+		pubFans:   map[*mqtt.Client][]uint64{},
+		owed:      map[*mqtt.Client]uint64{},
+		known:     map[string]bool{},
+		willDue:   map[*mqtt.Client]int64{},
+		wills:     map[string]pendingWill{},
 
 		subCache: map[string]cachedSubs{},
 	}
