@@ -175,14 +175,19 @@ func (h *lifecycleHook) OnWill(cl *mqtt.Client, will mqtt.Will) (mqtt.Will, erro
 	c.will = will
 	c.expiry = cl.Properties.Props.SessionExpiryInterval // as in force at the close: a DISCONNECT may have changed it
 	superseded := ok && l.cl != cl
-	h.settleWill(cl.ID, &c, superseded, superseded && l.clean)
+	if d := h.settleWill(cl.ID, &c, superseded, superseded && l.clean); d > 0 && h.b.store != nil {
+		// The store keeps the waiting Will in the session record, so a
+		// restart does not lose it (hooks/store wills.go).
+		h.b.store.WillDelayed(cl, will, time.Now().Add(d))
+	}
 	return mqtt.Will{}, nil
 }
 
-// settleWill publishes, schedules or drops a connection's Will.
-// superseded says a newer connection for the id exists, newClean whether
-// that one started a clean session.
-func (h *lifecycleHook) settleWill(id string, cw *connWill, superseded, newClean bool) {
+// settleWill publishes, schedules or drops a connection's Will, and returns
+// the delay it scheduled it for (0 when it did not). superseded says a newer
+// connection for the id exists, newClean whether that one started a clean
+// session.
+func (h *lifecycleHook) settleWill(id string, cw *connWill, superseded, newClean bool) time.Duration {
 	will, props := cw.will, cw.props
 	pk := packets.Packet{
 		FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: will.Qos, Retain: will.Retain}, // [MQTT-3.1.2-14] [MQTT-3.1.2-15]
@@ -215,8 +220,11 @@ func (h *lifecycleHook) settleWill(id string, cw *connWill, superseded, newClean
 	case superseded || delay == 0:
 		h.publishWill(id, pk)
 	default:
-		h.scheduleWill(id, pk, time.Duration(delay)*time.Second)
+		d := time.Duration(delay) * time.Second
+		h.scheduleWill(id, pk, d)
+		return d
 	}
+	return 0
 }
 
 // scheduleWill publishes pk after delay unless a connection for the client
@@ -244,6 +252,9 @@ func (h *lifecycleHook) scheduleWill(id string, pk packets.Packet, delay time.Du
 		w.mu.Unlock()
 		if due && !h.b.stopping.Load() {
 			h.publishWill(id, d.pk)
+			if h.b.store != nil {
+				h.b.store.WillDone(id)
+			}
 		}
 	})
 }

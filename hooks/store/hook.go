@@ -149,6 +149,11 @@ func (st *Store) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 // putSession stores cl's session; willDue is when its delayed Will is to be
 // published (0: none pending).
 func (st *Store) putSession(cl *mqtt.Client, disconnected, willDue int64) {
+	st.putSessionWill(cl, disconnected, cl.Properties.Will, willDue)
+}
+
+// putSessionWill stores cl's session with will as its Will.
+func (st *Store) putSessionWill(cl *mqtt.Client, disconnected int64, will mqtt.Will, willDue int64) {
 	p := cl.Properties
 	r := sessionRec{
 		ProtocolVersion:        p.ProtocolVersion,
@@ -166,13 +171,13 @@ func (st *Store) putSession(cl *mqtt.Client, disconnected, willDue int64) {
 		RequestResponseInfo:    p.Props.RequestResponseInfo,
 		User:                   p.Props.User,
 		Will: willRec{
-			Flag:    p.Will.Flag,
-			Topic:   p.Will.TopicName,
-			Payload: p.Will.Payload,
-			Qos:     p.Will.Qos,
-			Retain:  p.Will.Retain,
-			Delay:   p.Will.WillDelayInterval,
-			User:    p.Will.User,
+			Flag:    will.Flag,
+			Topic:   will.TopicName,
+			Payload: will.Payload,
+			Qos:     will.Qos,
+			Retain:  will.Retain,
+			Delay:   will.WillDelayInterval,
+			User:    will.User,
 			Due:     willDue,
 		},
 	}
@@ -193,6 +198,8 @@ func (st *Store) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
 	delete(st.owed, cl)
 	due := st.willDue[cl]
 	delete(st.willDue, cl)
+	held, isHeld := st.willHeld[cl]
+	delete(st.willHeld, cl)
 	st.idx.Unlock()
 	if cl.Net.Conn == nil || cl.Net.Inline || cl.IsTakenOver() {
 		return
@@ -202,7 +209,11 @@ func (st *Store) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
 		return
 	}
 	if persistent(cl) {
-		st.putSession(cl, st.now(), due)
+		if isHeld {
+			st.putSessionWill(cl, st.now(), held, due)
+		} else {
+			st.putSession(cl, st.now(), due)
+		}
 	}
 }
 

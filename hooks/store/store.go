@@ -64,6 +64,7 @@ type Store struct {
 	owed      map[*mqtt.Client]uint64      // client -> ticket its next acknowledgement must wait for
 	known     map[string]bool              // clients that may have records (persistent sessions seen)
 	willDue   map[*mqtt.Client]int64       // ending connection -> when its delayed Will is due
+	willHeld  map[*mqtt.Client]mqtt.Will   // ending connection -> its Will, held by a hook before the store (WillDelayed)
 
 	// delayed Wills of restored sessions, published by willLoop
 	willMu    sync.Mutex
@@ -130,6 +131,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		owed:      map[*mqtt.Client]uint64{},
 		known:     map[string]bool{},
 		willDue:   map[*mqtt.Client]int64{},
+		willHeld:  map[*mqtt.Client]mqtt.Will{},
 		wills:     map[string]pendingWill{},
 
 		subCache: map[string]cachedSubs{},

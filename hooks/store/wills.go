@@ -17,8 +17,38 @@ import (
 // if that is sooner.
 //
 // This covers Wills that mochi parks. A hook before the store that takes
-// Will publication over (courier's broker does) and clears the delay in
-// OnWill leaves the store nothing to keep.
+// Will publication over (courier's broker does) hands mochi an empty Will,
+// so it tells the store instead: WillDelayed as it parks a delayed Will,
+// WillDone once it has published it. The store then keeps the Will in the
+// session record as above, and publishes it after a restart.
+
+// WillDelayed records, from a hook's OnWill (before mochi calls the store's
+// OnDisconnect), that cl's Will was taken over by that hook and is due at
+// due. will is the Will as the client sent it.
+func (st *Store) WillDelayed(cl *mqtt.Client, will mqtt.Will, due time.Time) {
+	if cl.Net.Inline || !persistent(cl) {
+		return
+	}
+	st.idx.Lock()
+	st.willDue[cl] = due.Unix()
+	st.willHeld[cl] = will
+	st.idx.Unlock()
+}
+
+// WillDone clears the pending Will of the session id from its record, once
+// the hook that holds it has published it while the client stayed away.
+func (st *Store) WillDone(id string) {
+	cl, ok := st.server.Clients.Get(id)
+	if !ok || !cl.Closed() {
+		return // gone, or back: a live session's record is written as it connects
+	}
+	st.idx.Lock()
+	known := st.known[id]
+	st.idx.Unlock()
+	if known {
+		st.putSessionWill(cl, cl.StopTime(), mqtt.Will{}, 0)
+	}
+}
 
 // pendingWill is a restored session's Will waiting for its time.
 type pendingWill struct {
