@@ -250,7 +250,7 @@ func (h *outboundHook) drop(cl *mqtt.Client, id uint16) {
 	if !parked {
 		cl.State.Inflight.IncreaseSendQuota()
 	}
-	h.core.OnQosComplete(cl, p)
+	h.core.OnQosComplete(cl, packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: id})
 }
 
 // dropInflight removes an outbound message through mochi's own expiry

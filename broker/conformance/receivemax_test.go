@@ -43,6 +43,7 @@ func outWindow(t *testing.T, c *mqtttest.Conn, n, window int, dupOK func(i int) 
 	}
 }
 
+// [MQTT-4.9.0-1]: the window opens at the client's Receive Maximum.
 func TestReceiveMaximumLive(t *testing.T) {
 	t.Parallel()
 	for _, store := range []bool{false, true} {
@@ -87,5 +88,32 @@ func TestReceiveMaximumAfterReconnect(t *testing.T) {
 			sub, _ = outSession(t, srv.TCPAddr, 5, "rmr-sub", rm)
 			outWindow(t, sub, n, 2, func(i int) bool { return i < 2 })
 		})
+	}
+}
+
+// With the client's quota used up the broker still answers everything that
+// is not a PUBLISH [MQTT-3.3.4-10] [MQTT-4.9.0-3].
+func TestReceiveMaximumOtherPackets(t *testing.T) {
+	t.Parallel()
+	srv := outBroker(t, false, nil)
+	sub := outClient(t, srv.TCPAddr, 5, "rmo-sub", mqtttest.Short(mqtttest.PropReceiveMaximum, 1))
+	sub.Subscribe(1, mqtttest.Sub{Filter: "rmo/#", Options: 1})
+	pub := outClient(t, srv.TCPAddr, 5, "rmo-pub")
+	outPublishAcked(pub, mqtttest.Publish{Topic: "rmo/a", QoS: 1, PacketID: 1, Payload: []byte("a")})
+	outPublishAcked(pub, mqtttest.Publish{Topic: "rmo/b", QoS: 1, PacketID: 2, Payload: []byte("b")})
+	first := sub.ExpectPublish()
+	if got := sub.Ping(); len(got) > 0 {
+		t.Fatalf("beyond the quota: %v", got)
+	}
+	sub.Subscribe(2, mqtttest.Sub{Filter: "rmo/other", Options: 0})
+	sub.Publish(mqtttest.Publish{Topic: "rmo-own", QoS: 1, PacketID: 3, Payload: []byte("own")})
+	if a := sub.ExpectAck(mqtttest.PUBACK); a.PacketID != 3 {
+		t.Fatalf("PUBACK %+v", a)
+	}
+	sub.Send(mqtttest.Unsubscribe(5, 4, nil, "rmo/other"))
+	sub.ExpectSuback(mqtttest.UNSUBACK)
+	sub.SendAck(mqtttest.PUBACK, first.PacketID)
+	if m := sub.ExpectPublish(); string(m.Payload) != "b" {
+		t.Fatalf("after the acknowledgement: %+v", m)
 	}
 }

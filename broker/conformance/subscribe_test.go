@@ -289,3 +289,38 @@ func TestUnsubscribeCompletesStartedDeliveries(t *testing.T) {
 		})
 	}
 }
+
+// A shared-subscription message refused by the member it went to (PUBACK
+// 0x80) is dropped, not offered to another member [MQTT-4.8.2-6], and not
+// sent again [MQTT-4.4.0-2].
+func TestSharedSubscriptionRefusedMessage(t *testing.T) {
+	t.Parallel()
+	srv := outBroker(t, false, nil)
+	pub := outClient(t, srv.TCPAddr, 5, "shr-pub")
+	a := outClient(t, srv.TCPAddr, 5, "shr-a")
+	b := outClient(t, srv.TCPAddr, 5, "shr-b")
+	a.Subscribe(1, mqtttest.Sub{Filter: "$share/g/shr", Options: 1})
+	b.Subscribe(1, mqtttest.Sub{Filter: "$share/g/shr", Options: 1})
+	outPublishAcked(pub, mqtttest.Publish{Topic: "shr", QoS: 1, PacketID: 1, Payload: []byte("x")})
+	var got, other *mqtttest.Conn
+	var m mqtttest.Message
+	for _, c := range []*mqtttest.Conn{a, b} {
+		switch ps := c.Drain(100 * time.Millisecond); len(ps) {
+		case 0:
+			other = c
+		case 1:
+			got = c
+			m, _ = ps[0].Publish(5)
+		default:
+			t.Fatalf("member received %v", ps)
+		}
+	}
+	if got == nil || other == nil {
+		t.Fatal("the message did not go to exactly one member")
+	}
+	got.Send(mqtttest.Ack(5, mqtttest.PUBACK, m.PacketID, 0x80))
+	if p := got.Ping(); len(p) > 0 {
+		t.Fatalf("refused message sent again: %v", p)
+	}
+	other.Quiet(100 * time.Millisecond)
+}
