@@ -55,7 +55,7 @@ type instance struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
 	cm      atomic.Pointer[autopaho.ConnectionManager] // set by Start or the first OnConnectionUp
-	session *state.State
+	session *guardedSession
 	queue   *offlineQueue
 	wg      sync.WaitGroup
 	first   chan error // result of the first connect attempt
@@ -79,7 +79,10 @@ type connState struct {
 	plannedFor  int
 	connectedAt time.Time
 	everUp      bool
-	lostReason  error
+	// sessionPresent is the CONNACK's flag of the current (or last)
+	// connection.
+	sessionPresent bool
+	lostReason     error
 }
 
 // NewClient validates the options and returns a client; call Start to connect.
@@ -123,21 +126,22 @@ func (c *Client) connInfo() ConnectionInfo {
 	c.stateMu.Lock()
 	defer c.stateMu.Unlock()
 	return ConnectionInfo{
-		ClientID:     c.state.clientID,
-		Username:     c.state.username,
-		KeepAlive:    c.state.keepAlive,
-		Address:      c.state.address,
-		CleanSession: c.opts.cleanSession,
+		ClientID:       c.state.clientID,
+		Username:       c.state.username,
+		KeepAlive:      c.state.keepAlive,
+		Address:        c.state.address,
+		CleanSession:   c.opts.cleanSession,
+		SessionPresent: c.state.sessionPresent,
 	}
 }
 
-func (c *Client) openSession() (*state.State, *offlineQueue, error) {
+func (c *Client) openSession() (*guardedSession, *offlineQueue, error) {
 	onDrop := func(data []byte) {
 		c.emit(Event{Type: EventOfflineMessageDiscarded, Size: len(data)})
 	}
 	if c.opts.persistDir == "" {
 		q, err := openOfflineQueue("", c.opts.offlineSize, c.opts.offlinePolicy, onDrop)
-		return state.NewInMemory(), q, err
+		return guardSession(state.NewInMemory()), q, err
 	}
 	// The client and server stores and the queue need separate directories: two
 	// paho file stores sharing one return phantom packet ids.
@@ -153,7 +157,7 @@ func (c *Client) openSession() (*state.State, *offlineQueue, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	return state.New(cs, ss), q, nil
+	return guardSession(state.New(cs, ss)), q, nil
 }
 
 // Start connects in the background and returns after the first connect
@@ -359,6 +363,11 @@ func (c *Client) onConnectionUp(in *instance, ca *paho.Connack) {
 	c.state.everUp = true
 	c.state.connectedAt = time.Now()
 	c.state.lostReason = nil
+	c.state.sessionPresent = ca.SessionPresent
+	if ca.Properties != nil && ca.Properties.AssignedClientID != "" {
+		// An MQTT 5 broker names a client that connected without an id.
+		c.state.clientID = ca.Properties.AssignedClientID
+	}
 	c.connGen.Add(1)
 	c.connected.Store(true)
 	close(c.connCh)

@@ -90,6 +90,10 @@ type ConnectionInfo struct {
 	KeepAlive    time.Duration `json:"keepalive"`
 	Address      string        `json:"address"`
 	CleanSession bool          `json:"clean_session"`
+	// SessionPresent is the broker's CONNACK flag for the current (or
+	// last) connection: true when it resumed a stored session, so queued
+	// messages and subscriptions survived; false when the session is new.
+	SessionPresent bool `json:"session_present"`
 }
 
 // Event is one client event. Fields that do not apply to a type are zero.

@@ -452,3 +452,34 @@ func TestRetainedPublishAndDelivery(t *testing.T) {
 		break
 	}
 }
+
+// TestConnectionInfoReportsSessionPresent: a persistent client that
+// reconnects to a broker holding its session sees SessionPresent; the first
+// connection, and a clean one, do not.
+func TestConnectionInfoReportsSessionPresent(t *testing.T) {
+	srv := brokertest.Start(t)
+	c := startClient(t, srv, client.WithClientID("sp-1"), client.WithCleanSession(false), client.WithSessionExpiry(time.Minute))
+	if c.Info().SessionPresent {
+		t.Fatal("first connection reports a session present")
+	}
+	c.Stop()
+	c = startClient(t, srv, client.WithClientID("sp-1"), client.WithCleanSession(false), client.WithSessionExpiry(time.Minute))
+	if !c.Info().SessionPresent {
+		t.Fatal("reconnection to a stored session reports none")
+	}
+	c.Stop()
+	c = startClient(t, srv, client.WithClientID("sp-1"), client.WithCleanSession(true))
+	if c.Info().SessionPresent {
+		t.Fatal("clean connection reports a session present")
+	}
+}
+
+// TestEmptyClientIDTakesTheAssignedOne: an MQTT 5 client without a client
+// id gets one from the broker's CONNACK, and Info reports it.
+func TestEmptyClientIDTakesTheAssignedOne(t *testing.T) {
+	srv := brokertest.Start(t, brokertest.WithoutStore())
+	c := startClient(t, srv, client.WithClientID(""), client.WithCleanSession(true))
+	if id := c.Info().ClientID; id == "" {
+		t.Fatal("no assigned client id reported")
+	}
+}

@@ -19,6 +19,7 @@ type infoResponse struct {
 	Address        string             `json:"address"`
 	KeepAliveSec   int                `json:"keepalive_seconds"`
 	CleanSession   bool               `json:"clean_session"`
+	SessionPresent bool               `json:"session_present"`
 	ConnectedSince *time.Time         `json:"connected_since,omitempty"`
 	OfflineQueued  int                `json:"offline_queued"`
 	Subscriptions  []infoSubscription `json:"subscriptions"`
@@ -30,13 +31,14 @@ func (c *Client) InfoHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		ci := c.connInfo()
 		r := infoResponse{
-			Connected:     c.IsConnected(),
-			ClientID:      ci.ClientID,
-			Username:      ci.Username,
-			Address:       ci.Address,
-			KeepAliveSec:  int(ci.KeepAlive / time.Second),
-			CleanSession:  ci.CleanSession,
-			Subscriptions: []infoSubscription{},
+			Connected:      c.IsConnected(),
+			ClientID:       ci.ClientID,
+			Username:       ci.Username,
+			Address:        ci.Address,
+			KeepAliveSec:   int(ci.KeepAlive / time.Second),
+			CleanSession:   ci.CleanSession,
+			SessionPresent: ci.SessionPresent,
+			Subscriptions:  []infoSubscription{},
 		}
 		if in := c.current(); in != nil {
 			r.Started = true

@@ -117,7 +117,7 @@ func connectFrame(b *testing.B, cid string, pass []byte) []byte {
 			ProtocolName: []byte("MQTT"), ClientIdentifier: cid, Clean: true, Keepalive: 30,
 		},
 	}
-	if len(pass) > 0 { // a 3.1.1 password needs a username [MQTT-3.1.2-22]
+	if len(pass) > 0 { // a 3.1.1 password needs a username (MQTT 3.1.1 rule 3.1.2-22)
 		pk.Connect.UsernameFlag, pk.Connect.Username = true, []byte("bench")
 		pk.Connect.PasswordFlag, pk.Connect.Password = true, pass
 	}

@@ -30,8 +30,8 @@ func connectWithWill(id string, keepalive uint16, willTopic, willPayload string)
 
 // TestSilentClientIsDisconnectedAtOneAndAHalfKeepaliveAndItsWillIsPublished
 // connects a raw TCP client with keepalive 2 s that then sends nothing. The
-// broker must close it after 1.5 x keepalive (3 s) [MQTT-3.1.2-24], not
-// before, and publish its Will [MQTT-3.1.2-8].
+// broker must close it after 1.5 x keepalive (3 s) [MQTT-3.1.2-24@3.1.1], not
+// before, and publish its Will [MQTT-3.1.2-8@3.1.1].
 func TestSilentClientIsDisconnectedAtOneAndAHalfKeepaliveAndItsWillIsPublished(t *testing.T) {
 	t.Parallel()
 	srv := brokertest.Start(t, brokertest.WithoutStore())
@@ -77,7 +77,7 @@ func TestSilentClientIsDisconnectedAtOneAndAHalfKeepaliveAndItsWillIsPublished(t
 
 // TestSilentClientWithOddKeepaliveIsNotDisconnectedBeforeOneAndAHalfKeepalive
 // uses keepalive 1 s: the broker may close the connection only after 1.5 s
-// of silence [MQTT-3.1.2-24].
+// of silence [MQTT-3.1.2-24@3.1.1].
 func TestSilentClientWithOddKeepaliveIsNotDisconnectedBeforeOneAndAHalfKeepalive(t *testing.T) {
 	t.Parallel()
 	srv := brokertest.Start(t, brokertest.WithoutStore())

@@ -25,7 +25,7 @@ var disruptions = []struct {
 
 // TestRetainedMessagesSurviveRestartAndClearedOnesStayCleared publishes two
 // retained messages and a third that is then cleared with an empty retained
-// payload [MQTT-3.3.1-10]; after a graceful restart or a crash, a new
+// payload [MQTT-3.3.1-6]; after a graceful restart or a crash, a new
 // subscriber gets exactly the two, flagged retained [MQTT-3.3.1-9], and
 // their properties intact.
 func TestRetainedMessagesSurviveRestartAndClearedOnesStayCleared(t *testing.T) {
