@@ -114,15 +114,12 @@ func (h *outboundHook) OnQosPublish(cl *mqtt.Client, pk packets.Packet, _ int64,
 	s.mu.Unlock()
 }
 
-// OnPacketSent marks an outbound message written: from now on a resend is
-// a redelivery. After a CONNACK that resumes a session, and before mochi
-// resends the session's messages, it drops what must not be resent.
+// OnPacketSent stops expiry for a written QoS 2 message. After a CONNACK
+// that resumes a session, and before mochi resends the session's messages,
+// it drops what must not be resent.
 func (h *outboundHook) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
 	switch pk.FixedHeader.Type {
 	case packets.Publish:
-		if pk.FixedHeader.Qos > 0 {
-			h.forget(cl.ID, pk.PacketID)
-		}
 		if pk.FixedHeader.Qos == 2 && hasExpiry(pk) {
 			keepSent(cl, pk)
 		}
@@ -192,7 +189,10 @@ func (h *outboundHook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packet
 	if pk.FixedHeader.Qos > 0 {
 		if s := h.set(cl.ID, false); s != nil {
 			s.mu.Lock()
+			// Taken off the set as the attempt begins: a resend on a new
+			// connection may come before this write returns.
 			expiry, first := s.ids[pk.PacketID]
+			delete(s.ids, pk.PacketID)
 			s.mu.Unlock()
 			if first {
 				pk.FixedHeader.Dup = false // [MQTT-3.3.1-3]

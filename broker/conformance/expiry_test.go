@@ -37,7 +37,7 @@ func TestMessageExpiry(t *testing.T) {
 			srv := outBroker(t, store, nil)
 			sub, _ := outSession(t, srv.TCPAddr, 5, "exp-sub")
 			sub.Subscribe(1, mqtttest.Sub{Filter: "exp/#", Options: 1})
-			outLeave(sub)
+			outGone(t, srv, sub, "exp-sub", false)
 
 			pub := outClient(t, srv.TCPAddr, 5, "exp-pub")
 			expiry := func(s uint32) [][]byte { return [][]byte{mqtttest.Int(mqtttest.PropMessageExpiry, s)} }

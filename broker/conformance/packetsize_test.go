@@ -80,7 +80,7 @@ func TestMaximumPacketSizeOnReconnect(t *testing.T) {
 	srv := outBroker(t, true, nil)
 	sub, _ := outSession(t, srv.TCPAddr, 5, "mpsr-sub")
 	sub.Subscribe(1, mqtttest.Sub{Filter: "mpsr/#", Options: 1})
-	outLeave(sub)
+	outGone(t, srv, sub, "mpsr-sub", false)
 	pub := outClient(t, srv.TCPAddr, 5, "mpsr-pub")
 	outPublishAcked(pub, mqtttest.Publish{Topic: "mpsr/big", QoS: 1, PacketID: 1, Payload: bytes.Repeat([]byte("x"), 200)})
 	outPublishAcked(pub, mqtttest.Publish{Topic: "mpsr/small", QoS: 1, PacketID: 2, Payload: []byte("s")})

@@ -80,7 +80,7 @@ func TestReceiveMaximumAfterReconnect(t *testing.T) {
 				outPublishAcked(pub, mqtttest.Publish{Topic: "rm/x", QoS: 1, PacketID: uint16(i + 1), Payload: fmt.Appendf(nil, "m%02d", i)})
 			}
 			sub.ExpectPublishes(2)
-			outCut(sub)
+			outGone(t, srv, sub, "rmr-sub", true)
 			// The rest are queued while it is away.
 			for i := 4; i < n; i++ {
 				outPublishAcked(pub, mqtttest.Publish{Topic: "rm/x", QoS: 1, PacketID: uint16(i + 1), Payload: fmt.Appendf(nil, "m%02d", i)})
