@@ -114,15 +114,10 @@ func (h *outboundHook) OnQosPublish(cl *mqtt.Client, pk packets.Packet, _ int64,
 	s.mu.Unlock()
 }
 
-// OnPacketSent stops expiry for a written QoS 2 message. After a CONNACK
-// that resumes a session, and before mochi resends the session's messages,
-// it drops what must not be resent.
+// OnPacketSent, after a CONNACK that resumes a session and before mochi
+// resends the session's messages, drops what must not be resent.
 func (h *outboundHook) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
 	switch pk.FixedHeader.Type {
-	case packets.Publish:
-		if pk.FixedHeader.Qos == 2 && hasExpiry(pk) {
-			keepSent(cl, pk)
-		}
 	case packets.Connack:
 		if pk.SessionPresent && pk.ReasonCode < 0x80 {
 			h.resending.Store(cl, struct{}{})
@@ -186,12 +181,14 @@ func (h *outboundHook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packet
 	// PUBLISH carries its User Properties whatever Request Problem
 	// Information says [MQTT-3.1.2-29] [MQTT-3.3.2-17].
 	pk.Mods.DisallowProblemInfo = false
+	first := false
 	if pk.FixedHeader.Qos > 0 {
 		if s := h.set(cl.ID, false); s != nil {
 			s.mu.Lock()
 			// Taken off the set as the attempt begins: a resend on a new
 			// connection may come before this write returns.
-			expiry, first := s.ids[pk.PacketID]
+			var expiry int64
+			expiry, first = s.ids[pk.PacketID]
 			delete(s.ids, pk.PacketID)
 			s.mu.Unlock()
 			if first {
@@ -207,8 +204,13 @@ func (h *outboundHook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packet
 		pk = h.ownExpiry(pk)
 	}
 	tooLarge := pk.Mods.MaxSize > 0 && publishLen(pk) > int(pk.Mods.MaxSize)
-	expired := hasExpiry(pk) && pk.Expiry <= time.Now().Unix()
+	// Only a message whose delivery has not started expires [MQTT-3.3.2-5]:
+	// a resend is due whatever its age [MQTT-4.4.0-1] [MQTT-4.3.3-7].
+	expired := (first || pk.FixedHeader.Qos == 0) && hasExpiry(pk) && pk.Expiry <= time.Now().Unix()
 	if !tooLarge && !expired {
+		if first && hasExpiry(pk) {
+			keepSent(cl, pk)
+		}
 		return pk
 	}
 	if _, ok := h.resending.Load(cl); ok {
@@ -223,10 +225,12 @@ func (h *outboundHook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packet
 	return pk
 }
 
-// keepSent stops expiry for a QoS 2 message once its PUBLISH is written
-// [MQTT-4.3.3-7]: mochi's one-second sweep would otherwise delete it from
-// the session before PUBREC, and the flow could never complete. A resend
-// carries the interval of the first attempt.
+// keepSent stops expiry for a QoS 1/2 message as its first PUBLISH is
+// written: its delivery has started, so it is resent until acknowledged
+// [MQTT-4.4.0-1] and a QoS 2 message never expires once sent
+// [MQTT-4.3.3-7]. mochi's one-second sweep would otherwise delete it from
+// the session, and a QoS 2 flow could never complete. A resend carries the
+// interval of the first attempt.
 func keepSent(cl *mqtt.Client, pk packets.Packet) {
 	p, ok := cl.State.Inflight.Get(pk.PacketID)
 	if !ok || p.FixedHeader.Type != packets.Publish || p.Expiry <= 0 {
@@ -290,8 +294,9 @@ func (h *outboundHook) beforeResend(cl *mqtt.Client) {
 		default:
 			expiry = p.Expiry
 		}
-		// A QoS 2 message that may have been sent is never expired [MQTT-4.3.3-7].
-		expired := expiry > 0 && expiry <= now && (p.FixedHeader.Qos < 2 || h.isUnsent(cl.ID, p.PacketID))
+		// A message whose delivery may have started is not expired
+		// [MQTT-3.3.2-5] [MQTT-4.3.3-7].
+		expired := expiry > 0 && expiry <= now && h.isUnsent(cl.ID, p.PacketID)
 		tooLarge := false
 		if max > 0 {
 			q := p

@@ -56,6 +56,7 @@ func TestSuback(t *testing.T) {
 			c := outClient(t, srv.TCPAddr, row.v, "suback-"+row.name)
 			c.Send(mqtttest.Subscribe(row.v, 0x1234, nil, row.subs...))
 			s := c.ExpectSuback(mqtttest.SUBACK)
+			// [MQTT-2.2.1-6] [MQTT-2.3.1-7@3.1.1]
 			if s.PacketID != 0x1234 || !bytes.Equal(s.Codes, row.want) {
 				t.Fatalf("SUBACK id %#x codes % x, want id 0x1234 codes % x", s.PacketID, s.Codes, row.want)
 			}
