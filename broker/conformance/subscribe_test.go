@@ -3,11 +3,15 @@ package conformance_test
 import (
 	"bytes"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/courier-mqtt/courier/broker"
 	"github.com/courier-mqtt/courier/internal/mqtttest"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // Sections 3.8-3.11 (SUBSCRIBE, SUBACK, UNSUBSCRIBE, UNSUBACK) and 4.8
@@ -324,4 +328,43 @@ func TestSharedSubscriptionRefusedMessage(t *testing.T) {
 		t.Fatalf("refused message sent again: %v", p)
 	}
 	other.Quiet(100 * time.Millisecond)
+}
+
+// A subscription the ACL refuses gets its failure code in the SUBACK, in
+// its place, while the others are granted: 0x87 in MQTT 5, 0x80 in 3.1.1
+// [MQTT-3.8.4-7] [MQTT-3.9.3-1] [MQTT-3.9.3-2] [MQTT-3.8.4-5@3.1.1]
+// [MQTT-3.9.3-1@3.1.1] [MQTT-3.9.3-2@3.1.1]. A refused filter gets nothing.
+func TestSubackNotAuthorized(t *testing.T) {
+	t.Parallel()
+	hash, err := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	users := filepath.Join(t.TempDir(), "users.yaml")
+	file := fmt.Sprintf("users:\n  acl:\n    password: %q\n    publish: [\"#\"]\n    subscribe: [\"acl/ok/#\"]\n", hash)
+	if err := os.WriteFile(users, []byte(file), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv := outBroker(t, false, func(c *broker.Config) { c.Auth.UsersFile = users })
+	for _, ver := range outVersions {
+		t.Run(ver.name, func(t *testing.T) {
+			v := ver.v
+			c := mqtttest.Dial(t, srv.TCPAddr, v)
+			c.MustConnect(mqtttest.Connect{ClientID: "acl-" + ver.name, Clean: true, Keepalive: 30,
+				Username: mqtttest.Ptr("acl"), Password: mqtttest.Ptr("pw")})
+			c.Send(mqtttest.Subscribe(v, 1, nil, mqtttest.Sub{Filter: "acl/ok/x", Options: 1}, mqtttest.Sub{Filter: "acl/no", Options: 1}))
+			s := c.ExpectSuback(mqtttest.SUBACK)
+			want := []byte{1, 0x87}
+			if v != 5 {
+				want = []byte{1, 0x80}
+			}
+			if !bytes.Equal(s.Codes, want) {
+				t.Fatalf("SUBACK codes % x, want % x", s.Codes, want)
+			}
+			c.Publish(mqtttest.Publish{Topic: "acl/no", QoS: 0, Payload: []byte("x")})
+			if got := c.Ping(); len(got) > 0 {
+				t.Fatalf("refused filter delivered %v", got)
+			}
+		})
+	}
 }
