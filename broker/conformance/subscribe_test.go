@@ -368,3 +368,43 @@ func TestSubackNotAuthorized(t *testing.T) {
 		})
 	}
 }
+
+// A QoS 2 message delivered through a shared subscription and cut off by a
+// lost connection is completed with that member when it reconnects
+// [MQTT-4.8.2-4]; if the member's session ends instead, no other member
+// gets it [MQTT-4.8.2-5].
+func TestSharedSubscriptionQoS2AcrossReconnect(t *testing.T) {
+	t.Parallel()
+	for _, keep := range []bool{true, false} {
+		t.Run(fmt.Sprintf("session kept=%v", keep), func(t *testing.T) {
+			t.Parallel()
+			srv := outBroker(t, false, nil)
+			var a *mqtttest.Conn
+			if keep {
+				a, _ = outSession(t, srv.TCPAddr, 5, "sh2-a")
+			} else {
+				a = outClient(t, srv.TCPAddr, 5, "sh2-a")
+			}
+			a.Subscribe(1, mqtttest.Sub{Filter: "$share/g/sh2", Options: 2})
+			pub := outClient(t, srv.TCPAddr, 5, "sh2-pub")
+			outPublishAcked(pub, mqtttest.Publish{Topic: "sh2", QoS: 2, PacketID: 1, Payload: []byte("x")})
+			m := a.ExpectPublish()
+			b := outClient(t, srv.TCPAddr, 5, "sh2-b")
+			b.Subscribe(1, mqtttest.Sub{Filter: "$share/g/sh2", Options: 2})
+			outGone(t, srv, a, "sh2-a", true)
+			if !keep {
+				b.Quiet(100 * time.Millisecond)
+				return
+			}
+			a, _ = outSession(t, srv.TCPAddr, 5, "sh2-a")
+			again := a.ExpectPublish()
+			if again.PacketID != m.PacketID || !again.Dup {
+				t.Fatalf("resend %+v", again)
+			}
+			a.SendAck(mqtttest.PUBREC, again.PacketID)
+			a.ExpectAck(mqtttest.PUBREL)
+			a.SendAck(mqtttest.PUBCOMP, again.PacketID)
+			b.Quiet(50 * time.Millisecond)
+		})
+	}
+}
