@@ -34,13 +34,21 @@ import (
 //     PUBLISH packets too, which must carry them [MQTT-3.1.2-29]
 //     [MQTT-3.3.2-17].
 //   - Expiry: mochi removes expired queued messages on a one-second tick and
-//     sends one that expired in between with an expiry of 1 s. The hook
-//     drops expired messages before they are written [MQTT-3.3.2-5].
+//     sends one that expired in between with an expiry of 1 s; the same
+//     tick deletes messages whose delivery has started, so a QoS 2 flow
+//     never completes. The hook drops a message that expired before its
+//     first attempt, and stops expiry once it is attempted [MQTT-3.3.2-5]
+//     [MQTT-4.3.3-7] [MQTT-4.4.0-1].
 //   - Topic aliases: mochi assigns an outbound alias when it queues a
 //     message, not when it writes it, and keeps the topic-less aliased copy
 //     in flight, so a resend after a reconnect names a topic through an
 //     alias the new connection never saw [MQTT-3.3.2-7]. The broker sends no
 //     topic aliases, which a server may always choose [MQTT-3.1.2-26].
+//
+// Also: acknowledgements checked against the flow they name (ackcheck.go),
+// No Local with overlapping subscriptions (nolocal.go), the published
+// Message Expiry Interval under a maximum message age (expiryfix.go), and,
+// with resendHook, Receive Maximum on a resumed session (resend.go).
 type outboundHook struct {
 	mqtt.HookBase
 	core     *coreHook
