@@ -117,3 +117,27 @@ func TestReceiveMaximumOtherPackets(t *testing.T) {
 		t.Fatalf("after the acknowledgement: %+v", m)
 	}
 }
+
+// The same after a broker restart: the store gives the session back, and
+// the resend still respects Receive Maximum and order. (After a restart the
+// broker cannot tell which of the restored messages it had sent before, so
+// DUP is not checked here.)
+func TestReceiveMaximumAfterRestart(t *testing.T) {
+	t.Parallel()
+	srv := outBroker(t, true, nil)
+	rm := mqtttest.Short(mqtttest.PropReceiveMaximum, 2)
+	sub, _ := outSession(t, srv.TCPAddr, 5, "rms-sub", rm)
+	sub.Subscribe(1, mqtttest.Sub{Filter: "rm/#", Options: 1})
+	outGone(t, srv, sub, "rms-sub", false)
+	pub := outClient(t, srv.TCPAddr, 5, "rms-pub")
+	const n = 6
+	for i := range n {
+		outPublishAcked(pub, mqtttest.Publish{Topic: "rm/x", QoS: 1, PacketID: uint16(i + 1), Payload: fmt.Appendf(nil, "m%02d", i)})
+	}
+	srv.Restart(t)
+	sub, present := outSession(t, srv.TCPAddr, 5, "rms-sub", rm)
+	if !present {
+		t.Fatal("session lost in the restart")
+	}
+	outWindow(t, sub, n, 2, func(int) bool { return true })
+}
