@@ -59,6 +59,7 @@ type outboundHook struct {
 	aside     sync.Map // *mqtt.Client -> []packets.Packet: held back from mochi's resend (resend.go)
 	resending sync.Map // *mqtt.Client -> struct{}: mochi is resending its session
 	noLocal   sync.Map // client id -> struct{}: has subscribed with No Local (nolocal.go)
+	subIDs    sync.Map // client id -> struct{}: has subscribed with an identifier (subids.go)
 }
 
 func newOutboundHook(core *coreHook) *outboundHook {
@@ -71,7 +72,7 @@ func newOutboundHook(core *coreHook) *outboundHook {
 		h.provides[b] = true
 	}
 	h.provides[mqtt.OnPublish] = true   // nolocal.go, expiryfix.go
-	h.provides[mqtt.OnSubscribe] = true // nolocal.go
+	h.provides[mqtt.OnSubscribe] = true // nolocal.go, subids.go
 	return h
 }
 
@@ -170,12 +171,14 @@ func (h *outboundHook) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
 	if expire && !cl.IsTakenOver() {
 		h.unsent.Delete(cl.ID)
 		h.noLocal.Delete(cl.ID)
+		h.subIDs.Delete(cl.ID)
 	}
 }
 
 func (h *outboundHook) OnClientExpired(cl *mqtt.Client) {
 	h.unsent.Delete(cl.ID)
 	h.noLocal.Delete(cl.ID)
+	h.subIDs.Delete(cl.ID)
 }
 
 // OnPacketEncode corrects a packet just before mochi encodes and writes it.
@@ -189,6 +192,7 @@ func (h *outboundHook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packet
 	// PUBLISH carries its User Properties whatever Request Problem
 	// Information says [MQTT-3.1.2-29] [MQTT-3.3.2-17].
 	pk.Mods.DisallowProblemInfo = false
+	pk = h.withSubscriptionIDs(cl, pk)
 	first := false
 	if pk.FixedHeader.Qos > 0 {
 		if s := h.set(cl.ID, false); s != nil {

@@ -408,3 +408,25 @@ func TestSharedSubscriptionQoS2AcrossReconnect(t *testing.T) {
 		})
 	}
 }
+
+// A retained message sent because a subscription was made carries that
+// subscription's identifier [MQTT-3.3.4-3]; mochi sent it without.
+func TestSubscriptionIdentifierOnRetained(t *testing.T) {
+	t.Parallel()
+	srv := outBroker(t, false, nil)
+	pub := outClient(t, srv.TCPAddr, 5, "sir-pub")
+	outPublishAcked(pub, mqtttest.Publish{Topic: "sir/a", QoS: 1, PacketID: 1, Retain: true, Payload: []byte("x")})
+	c := outClient(t, srv.TCPAddr, 5, "sir")
+	for i, qos := range []byte{0, 1} {
+		c.Send(mqtttest.Subscribe(5, uint16(i+1), [][]byte{mqtttest.VarInt(mqtttest.PropSubscriptionID, 42)}, mqtttest.Sub{Filter: "sir/#", Options: qos}))
+		c.ExpectSuback(mqtttest.SUBACK)
+		m := c.ExpectPublish()
+		if m.QoS > 0 {
+			c.SendAck(mqtttest.PUBACK, m.PacketID)
+		}
+		ids := m.Props.All(mqtttest.PropSubscriptionID)
+		if !m.Retain || len(ids) != 1 || ids[0].Value != 42 {
+			t.Fatalf("retained message at QoS %d: retain %v, subscription identifiers %+v, want [42]", qos, m.Retain, ids)
+		}
+	}
+}
