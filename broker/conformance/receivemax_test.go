@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/courier-mqtt/courier/broker"
 	"github.com/courier-mqtt/courier/internal/mqtttest"
 )
 
@@ -140,4 +141,52 @@ func TestReceiveMaximumAfterRestart(t *testing.T) {
 		t.Fatal("session lost in the restart")
 	}
 	outWindow(t, sub, n, 2, func(int) bool { return true })
+}
+
+// The broker's Receive Maximum limits the client's unacknowledged QoS 1/2
+// PUBLISHes only [MQTT-3.3.4-7]: the broker's own QoS 2 messages to the
+// client, waiting for PUBCOMP, do not count. mochi counted them and
+// disconnected the client with 0x93.
+func TestReceiveMaximumInboundNotUsedByOutboundQoS2(t *testing.T) {
+	t.Parallel()
+	srv := outBroker(t, false, func(c *broker.Config) { c.Limits.ReceiveMaximum = 2 })
+	c := outClient(t, srv.TCPAddr, 5, "rq")
+	c.Subscribe(1, mqtttest.Sub{Filter: "rq", Options: 2})
+	pub := outClient(t, srv.TCPAddr, 5, "rq-pub")
+	var pending []uint16
+	for i := range 3 {
+		outPublishAcked(pub, mqtttest.Publish{Topic: "rq", QoS: 2, PacketID: uint16(i + 1), Payload: []byte("x")})
+		m := c.ExpectPublish()
+		c.SendAck(mqtttest.PUBREC, m.PacketID)
+		c.SendAck(mqtttest.PUBREC, m.PacketID) // a repeated PUBREC changes nothing either
+		c.ExpectAck(mqtttest.PUBREL)
+		c.ExpectAck(mqtttest.PUBREL)
+		pending = append(pending, m.PacketID)
+	}
+	// Two QoS 2 PUBLISHes of its own, the broker's maximum, are accepted.
+	for _, id := range []uint16{10, 11} {
+		c.Publish(mqtttest.Publish{Topic: "other", QoS: 2, PacketID: id, Payload: []byte("y")})
+		if a := c.ExpectAck(mqtttest.PUBREC); a.PacketID != id || a.Reason != 0 {
+			t.Fatalf("PUBREC %+v", a)
+		}
+	}
+	for _, id := range pending {
+		c.SendAck(mqtttest.PUBCOMP, id)
+	}
+	for _, id := range []uint16{10, 11} {
+		c.SendAck(mqtttest.PUBREL, id)
+		c.ExpectAck(mqtttest.PUBCOMP)
+	}
+	// And again, after the broker's flows completed.
+	for _, id := range []uint16{12, 13} {
+		c.Publish(mqtttest.Publish{Topic: "other", QoS: 2, PacketID: id, Payload: []byte("y")})
+		if a := c.ExpectAck(mqtttest.PUBREC); a.PacketID != id || a.Reason != 0 {
+			t.Fatalf("PUBREC %+v", a)
+		}
+	}
+	// A third one is over the maximum [MQTT-3.3.4-7].
+	c.Publish(mqtttest.Publish{Topic: "other", QoS: 2, PacketID: 14, Payload: []byte("y")})
+	if r := c.ExpectClosed(); r != 0x93 {
+		t.Fatalf("over the Receive Maximum: DISCONNECT %d, want 0x93", r)
+	}
 }
