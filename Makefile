@@ -4,15 +4,22 @@
 GO          ?= go
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: run test bench lint cover build
+.PHONY: run test fuzz bench lint cover build
 
 ## run: the broker on its embedded default (loopback, anonymous, store in ./data)
 run:
 	$(GO) run ./cmd/broker
 
-## test: the whole suite with the race detector
+## test: the whole suite with the race detector, then a short bounded fuzz run
 test:
 	$(GO) test -race -count=1 ./...
+	$(MAKE) fuzz FUZZTIME=10s
+
+## fuzz: fuzz a client connection's input for FUZZTIME (default 30s); the
+## seed corpus in broker/conformance/testdata also runs in every go test
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzConnection$$' -fuzztime $(FUZZTIME) ./broker/conformance/
 
 ## bench: our broker (store on and off) beside mosquitto; writes bench/results.md
 bench:

@@ -104,6 +104,7 @@ func (b *Broker) capabilities() *mqtt.Capabilities {
 	c.MaximumClientWritesPending = l.MaxPendingWrites
 	c.MaximumInflight = l.MaxOfflineQueue
 	c.ReceiveMaximum = l.ReceiveMaximum
+	c.TopicAliasMaximum = topicAliasMaximum
 	c.MaximumSessionExpiryInterval = uint32(l.MaxSessionExpiry / time.Second)
 	c.MaximumMessageExpiryInterval = int64(l.MaxMessageExpiry / time.Second)
 	c.MinimumProtocolVersion = 3
@@ -141,7 +142,7 @@ func (b *Broker) Start(ctx context.Context) (err error) {
 	b.closeFn = closeFn
 	b.core = newCoreHook(b)
 	out := newOutboundHook(b.core)
-	hooks := append([]hookEntry{{b.core, nil}, {out, nil}}, storeHooks...)
+	hooks := append([]hookEntry{{b.core, nil}, {newLifecycleHook(b), nil}, {out, nil}}, storeHooks...)
 	hooks = append(hooks, hookEntry{&resendHook{out: out}, nil}) // after the store's fixes (resend.go)
 	authHooks, err := b.authHooks()
 	if err != nil {
@@ -293,8 +294,8 @@ func (b *Broker) shutdown(ctx context.Context) error {
 		l.stopAccepting(ctx)
 	}
 
-	// A graceful shutdown is not a client failure: with stopping set, the core
-	// hook suppresses the Wills mochi publishes for the connections we close.
+	// A graceful shutdown is not a client failure: with stopping set, the
+	// lifecycle hook publishes no Will for the connections we close.
 	b.stopping.Store(true)
 	for _, cl := range b.srv.Clients.GetAll() {
 		if cl.Net.Inline {

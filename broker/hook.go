@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"io"
-	"math"
 	"net"
 	"os"
 	"sync"
@@ -41,7 +40,7 @@ func newCoreHook(b *Broker) *coreHook {
 		mqtt.OnConnect, mqtt.OnSessionEstablished, mqtt.OnDisconnect,
 		mqtt.OnSubscribed, mqtt.OnUnsubscribed, mqtt.OnPublished, mqtt.OnPacketSent,
 		mqtt.OnPublishDropped, mqtt.OnQosDropped, mqtt.OnClientExpired,
-		mqtt.OnWill, mqtt.OnQosComplete, mqtt.OnPacketRead, mqtt.OnPacketEncode,
+		mqtt.OnQosComplete, mqtt.OnPacketRead, mqtt.OnPacketEncode,
 		mqtt.OnSessionEstablish, mqtt.OnQosPublish,
 	} {
 		h.provides[p] = true
@@ -71,6 +70,7 @@ func (h *coreHook) clientEvent(k EventKind, cl *mqtt.Client) Event {
 // on MQTT 5 clients through Server Keep Alive in CONNACK; MQTT 3 clients cannot
 // be told and are held to it all the same.
 func (h *coreHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
+	restoreEmptyWill(cl)
 	switch ka := cl.State.Keepalive; {
 	case ka == 0:
 		cl.State.Keepalive = h.floor
@@ -190,20 +190,6 @@ func (h *coreHook) OnClientExpired(cl *mqtt.Client) {
 	h.forgetIDs(cl.ID)
 	h.b.metrics.expired.Inc()
 	h.b.emit(h.clientEvent(EventSessionExpired, cl))
-}
-
-// OnWill runs on the client's goroutine when mochi is about to publish its
-// Will. A graceful shutdown is not a client failure, yet mochi's Close
-// publishes every connected client's Will. Clearing the Will from the
-// shutdown goroutine would race with mochi's own plain writes of it on this
-// goroutine, so the Will is deferred from here instead: mochi reads the delay
-// from the client right after this hook returns and parks a delayed Will in
-// memory until its time, which never comes before the server is gone.
-func (h *coreHook) OnWill(cl *mqtt.Client, will mqtt.Will) (mqtt.Will, error) {
-	if h.b.stopping.Load() {
-		cl.Properties.Will.WillDelayInterval = math.MaxUint32
-	}
-	return will, nil
 }
 
 // anonymousHook allows every client and every topic. The broker registers it

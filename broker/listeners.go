@@ -111,7 +111,7 @@ func (l *listener) Serve(establish listeners.EstablishFn) {
 		if err != nil {
 			return
 		}
-		l.handle(&deadlineConn{Conn: conn}, establish)
+		l.handle(l.b.validating(&deadlineConn{Conn: conn}), establish)
 	}
 }
 

@@ -56,6 +56,8 @@ func brokerFlow(p packets.Packet) bool {
 // keep their ids.
 func (h *coreHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	switch pk.FixedHeader.Type {
+	case packets.Connect:
+		return stubEmptyWill(pk), nil
 	case packets.Publish:
 		if pk.FixedHeader.Qos == 0 {
 			return pk, nil
@@ -118,6 +120,8 @@ func (sp *idSpace) free(cl *mqtt.Client) uint16 {
 // ids it chose, and forgets a mapping when its flow ends.
 func (h *coreHook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
 	switch pk.FixedHeader.Type {
+	case packets.Connack:
+		return announceTopicAliases(cl, pk)
 	case packets.Puback, packets.Pubrec, packets.Pubcomp, packets.Suback, packets.Unsuback:
 	default:
 		return pk

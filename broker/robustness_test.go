@@ -9,6 +9,8 @@ import (
 
 	"github.com/courier-mqtt/courier/broker"
 	"github.com/courier-mqtt/courier/broker/brokertest"
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
 )
 
 // truncatedV5Subscribe is upstream mochi #501: an MQTT 5 SUBSCRIBE whose
@@ -54,14 +56,27 @@ func survivor(t *testing.T, srv *brokertest.Server) func() {
 	}
 }
 
-func TestTruncatedV5SubscribeClosesOnlyThatConnection(t *testing.T) {
-	srv := brokertest.Start(t)
+// panicHook panics while mochi reads a PUBLISH to topic "boom": a stand-in
+// for any bug in mochi that panics on a connection's goroutine.
+type panicHook struct{ mqtt.HookBase }
+
+func (h *panicHook) ID() string           { return "test-panic" }
+func (h *panicHook) Provides(b byte) bool { return b == mqtt.OnPacketRead }
+func (h *panicHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if pk.FixedHeader.Type == packets.Publish && pk.TopicName == "boom" {
+		panic("boom")
+	}
+	return pk, nil
+}
+
+func TestPanicClosesOnlyThatConnection(t *testing.T) {
+	srv := brokertest.Start(t, brokertest.WithOptions(broker.WithHook(&panicHook{}, nil)))
 	obs := srv.Broker.Observe(16, broker.EventConnectionPanic)
 	alive := survivor(t, srv)
 
 	bad := dialRaw(t, "tcp", srv.TCPAddr)
 	bad.connect(5, "attacker", 30)
-	bad.send(truncatedV5Subscribe())
+	bad.send(frame(0x30, append(str("boom"), 0)))
 	bad.expectClosed(5 * time.Second)
 
 	select {
@@ -79,6 +94,29 @@ func TestTruncatedV5SubscribeClosesOnlyThatConnection(t *testing.T) {
 	// The broker still accepts new clients, including one reusing the id.
 	again := dialRaw(t, "tcp", srv.TCPAddr)
 	again.connect(5, "attacker", 30)
+}
+
+// TestTruncatedV5SubscribeIsRefused: the validating layer refuses mochi
+// #501's packet as malformed before mochi can index past its end.
+func TestTruncatedV5SubscribeIsRefused(t *testing.T) {
+	srv := brokertest.Start(t, brokertest.WithoutStore())
+	obs := srv.Broker.Observe(16, broker.EventConnectionPanic)
+	alive := survivor(t, srv)
+
+	bad := dialRaw(t, "tcp", srv.TCPAddr)
+	bad.connect(5, "attacker", 30)
+	bad.send(truncatedV5Subscribe())
+	p, err := bad.read(5 * time.Second)
+	if err != nil || p.kind() != 14 || len(p.body) == 0 || p.body[0] != 0x81 {
+		t.Fatalf("want DISCONNECT 0x81, got header %#x body %x, %v", p.header, p.body, err)
+	}
+	bad.expectClosed(5 * time.Second)
+	alive()
+	select {
+	case ev := <-obs.C:
+		t.Fatalf("connection panicked: %+v", ev)
+	default:
+	}
 }
 
 func TestMalformedFramesCloseOnlyTheirConnection(t *testing.T) {

@@ -73,8 +73,9 @@ func (w *wsServer) handle(rw http.ResponseWriter, r *http.Request) {
 		return // the upgrader has answered with the HTTP error
 	}
 	<-w.ready
-	// deadlineConn adds the keepalive slack (see slackConn) on top.
-	conn := &deadlineConn{Conn: wsconn.New(c)}
+	// deadlineConn adds the keepalive slack (see slackConn) on top, the
+	// validating layer (validConn) the inbound protocol checks.
+	conn := w.l.b.validating(&deadlineConn{Conn: wsconn.New(c)})
 	if !w.l.track(conn) {
 		_ = conn.Close()
 		return

@@ -5,7 +5,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/courier-mqtt/courier/broker"
 	"github.com/courier-mqtt/courier/broker/brokertest"
+	"github.com/courier-mqtt/courier/internal/mqtttest"
 )
 
 // willConnect is a v3.1.1 CONNECT with a QoS 0 Will on topic.
@@ -72,6 +74,38 @@ func TestGracefulShutdownDoesNotPublishWills(t *testing.T) {
 		}
 		if p.kind() == 3 {
 			t.Fatalf("a Will was delivered during shutdown: %q", p.body)
+		}
+	}
+}
+
+func TestShutdownDropsDelayedWills(t *testing.T) {
+	srv := brokertest.Start(t, brokertest.WithoutStore())
+	// A persistent watcher keeps its subscription through the shutdown, so
+	// a Will published during it would reach its queue or connection.
+	w := mqtttest.Dial(t, srv.TCPAddr, 5)
+	w.MustConnect(mqtttest.Connect{ClientID: "watcher", Keepalive: 30, Props: [][]byte{mqtttest.Int(mqtttest.PropSessionExpiry, 60)}})
+	w.Subscribe(1, mqtttest.Sub{Filter: "will/#"})
+	obs := srv.Broker.Observe(16, broker.EventClientDisconnected)
+	defer obs.Close()
+	c := mqtttest.Dial(t, srv.TCPAddr, 5)
+	c.MustConnect(mqtttest.Connect{ClientID: "later", Keepalive: 30,
+		Props: [][]byte{mqtttest.Int(mqtttest.PropSessionExpiry, 60)},
+		Will:  &mqtttest.Will{Topic: "will/later", Payload: []byte("gone"), Props: [][]byte{mqtttest.Int(mqtttest.PropWillDelay, 1)}}})
+	_ = c.C.Close()
+	for seen := false; !seen; { // then the Will waits for its 1 s delay
+		select {
+		case ev := <-obs.C:
+			seen = ev.ClientID == "later"
+		case <-time.After(5 * time.Second):
+			t.Fatal("the broker did not notice the disconnect")
+		}
+	}
+	if err := srv.Broker.Shutdown(ctxT(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range w.Closed(5 * time.Second) {
+		if p.Type() == mqtttest.PUBLISH {
+			t.Fatalf("a delayed Will was delivered during shutdown: %s", p)
 		}
 	}
 }

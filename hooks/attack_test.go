@@ -97,7 +97,7 @@ func TestSubscribeContainment(t *testing.T) {
 			cid := "alice-v" + string('0'+tc.ver)
 			rc := dialRaw(t, f.srv.TCPAddr, tc.ver)
 			tok := f.mint(t, "alice", cid, auth.Grants{Sub: []string{"a/+"}})
-			if ack := rc.connect(connectOpts{clientID: cid, password: tok, clean: true}); ack.ReasonCode != 0 {
+			if ack := rc.connect(connectOpts{clientID: cid, username: "alice", password: tok, clean: true}); ack.ReasonCode != 0 {
 				t.Fatalf("CONNACK 0x%02x", ack.ReasonCode)
 			}
 			got := rc.subscribe("a/#", "a/+", "$SYS/#", "$share/g/a/#", "$share/g/a/+", "+/+")
@@ -196,7 +196,7 @@ func TestWillOutsideGrantRefused(t *testing.T) {
 	for _, tc := range []struct{ ver, want byte }{{5, 0x87}, {4, 5}} {
 		cid := "w-v" + string('0'+tc.ver)
 		rc := dialRaw(t, f.srv.TCPAddr, tc.ver)
-		ack := rc.connect(connectOpts{clientID: cid, password: f.mint(t, "alice", cid, g), clean: true, will: "alerts/global"})
+		ack := rc.connect(connectOpts{clientID: cid, username: "alice", password: f.mint(t, "alice", cid, g), clean: true, will: "alerts/global"})
 		if ack.ReasonCode != tc.want {
 			t.Fatalf("v%d: CONNACK 0x%02x, want 0x%02x", tc.ver, ack.ReasonCode, tc.want)
 		}

@@ -143,7 +143,7 @@ func TestPublishDenied(t *testing.T) {
 	}
 
 	p3 := dialRaw(t, f.srv.TCPAddr, 4)
-	if ack := p3.connect(connectOpts{clientID: "p3", password: f.mint(t, "p3", "p3", auth.Grants{Pub: []string{"ok/%c"}}), clean: true}); ack.ReasonCode != 0 {
+	if ack := p3.connect(connectOpts{clientID: "p3", username: "p3", password: f.mint(t, "p3", "p3", auth.Grants{Pub: []string{"ok/%c"}}), clean: true}); ack.ReasonCode != 0 {
 		t.Fatalf("v3 CONNACK %d", ack.ReasonCode)
 	}
 	if _, err := p3.publish("ok/other", false); err == nil {
@@ -176,7 +176,7 @@ func TestTokenExpiryDisconnects(t *testing.T) {
 			cid := "short-v" + string('0'+ver)
 			rc := dialRaw(t, f.srv.TCPAddr, ver)
 			tok := f.mint(t, "alice", cid, auth.Grants{}, short)
-			if ack := rc.connect(connectOpts{clientID: cid, password: tok, clean: true}); ack.ReasonCode != 0 {
+			if ack := rc.connect(connectOpts{clientID: cid, username: "alice", password: tok, clean: true}); ack.ReasonCode != 0 {
 				t.Fatalf("CONNACK 0x%02x", ack.ReasonCode)
 			}
 			if ver == 5 {
