@@ -216,7 +216,7 @@ func (h *outboundHook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packet
 	if h.maxAge > 0 {
 		pk = h.ownExpiry(pk)
 	}
-	tooLarge := pk.Mods.MaxSize > 0 && publishLen(pk) > int(pk.Mods.MaxSize)
+	tooLarge := pk.Mods.MaxSize > 0 && publishLen(pk) > int(pk.Mods.MaxSize) || misrouted(cl, pk)
 	// Only a message whose delivery has not started expires [MQTT-3.3.2-5]:
 	// a resend is due whatever its age [MQTT-4.4.0-1] [MQTT-4.3.3-7].
 	expired := (first || pk.FixedHeader.Qos == 0) && hasExpiry(pk) && pk.Expiry <= time.Now().Unix()
@@ -324,7 +324,7 @@ func (h *outboundHook) beforeResend(cl *mqtt.Client) {
 			}
 			tooLarge = publishLen(q) > max
 		}
-		if expired || tooLarge {
+		if expired || tooLarge || misrouted(cl, p) {
 			dropInflight(cl, p)
 			h.forget(cl.ID, p.PacketID)
 		}

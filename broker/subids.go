@@ -2,6 +2,7 @@ package broker
 
 import (
 	"slices"
+	"strings"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -42,4 +43,22 @@ func (h *outboundHook) withSubscriptionIDs(cl *mqtt.Client, pk packets.Packet) p
 	slices.Sort(ids)
 	pk.Properties.SubscriptionIdentifier = ids
 	return pk
+}
+
+// Retained messages on topics starting with $: mochi's retained scan for a
+// filter starting with a wildcard (# or +/...) skips only $SYS, so a new
+// subscription to "#" is sent every other retained $-topic, which such a
+// filter must never match [MQTT-4.7.2-1]. mochi's live routing gets this
+// right. The outbound hook drops a retained $-topic PUBLISH that none of
+// the client's subscriptions matches.
+func misrouted(cl *mqtt.Client, pk packets.Packet) bool {
+	if !pk.FixedHeader.Retain || !strings.HasPrefix(pk.TopicName, "$") {
+		return false
+	}
+	for filter := range cl.State.Subscriptions.GetAll() {
+		if !mqtt.IsSharedFilter(filter) && topicMatches(filter, pk.TopicName) {
+			return false
+		}
+	}
+	return true
 }

@@ -417,3 +417,41 @@ func TestSubscriptionIdentifierOnRetained(t *testing.T) {
 		}
 	}
 }
+
+// A filter starting with a wildcard never matches a topic starting with $,
+// also for the retained messages sent when it is subscribed [MQTT-4.7.2-1]
+// [MQTT-4.7.2-1@3.1.1]; mochi's retained scan excluded only $SYS.
+func TestRetainedDollarTopicsNotMatchedByWildcards(t *testing.T) {
+	t.Parallel()
+	for _, ver := range outVersions {
+		t.Run(ver.name, func(t *testing.T) {
+			t.Parallel()
+			v := ver.v
+			srv := outBroker(t, false, nil)
+			pub := outClient(t, srv.TCPAddr, v, "dollar-pub")
+			outPublishAcked(pub, mqtttest.Publish{Topic: "$dollar/bar", QoS: 1, PacketID: 1, Retain: true, Payload: []byte("$")})
+			outPublishAcked(pub, mqtttest.Publish{Topic: "plain/bar", QoS: 1, PacketID: 2, Retain: true, Payload: []byte("p")})
+			c := outClient(t, srv.TCPAddr, v, "dollar")
+			c.Subscribe(1, mqtttest.Sub{Filter: "#", Options: 1}, mqtttest.Sub{Filter: "+/bar", Options: 1})
+			var got []string
+			for len(got) < 2 {
+				m := c.ExpectPublish()
+				c.SendAck(mqtttest.PUBACK, m.PacketID)
+				got = append(got, m.Topic)
+			}
+			if got[0] != "plain/bar" || got[1] != "plain/bar" {
+				t.Fatalf("retained deliveries %v, want plain/bar twice", got)
+			}
+			// An explicit $ filter gets it.
+			c.Subscribe(2, mqtttest.Sub{Filter: "$dollar/#", Options: 1})
+			if m := c.ExpectPublish(); m.Topic != "$dollar/bar" {
+				t.Fatalf("$dollar/# got %q", m.Topic)
+			} else {
+				c.SendAck(mqtttest.PUBACK, m.PacketID)
+			}
+			if p := c.Ping(); len(p) > 0 {
+				t.Fatalf("then %v", p)
+			}
+		})
+	}
+}
