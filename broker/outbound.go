@@ -234,6 +234,12 @@ func (h *outboundHook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packet
 	if pk.FixedHeader.Qos > 0 {
 		h.drop(cl, pk.PacketID)
 	}
+	// mochi batches the packets it writes while more are queued, and writes
+	// the batch out with the last one: if this was the last, the batch would
+	// wait for the client's next packet. Write it out now.
+	cl.Lock()
+	_ = mochiFlushOutbuf(cl)
+	cl.Unlock()
 	pk.Mods.MaxSize = 1 // mochi refuses to write it: ErrPacketTooLarge [MQTT-3.1.2-25] [MQTT-3.3.2-5]
 	return pk
 }
