@@ -163,3 +163,30 @@ func TestMaximumPacketSizeAcknowledgementProperties(t *testing.T) {
 		t.Fatalf("then: %v", got)
 	}
 }
+
+// Dropping the last message of a burst does not hold back the ones before
+// it: mochi writes a burst in batches, flushed by the burst's last packet.
+func TestMaximumPacketSizeDropAtEndOfBurst(t *testing.T) {
+	t.Parallel()
+	srv := outBroker(t, false, nil)
+	sub := outClient(t, srv.TCPAddr, 5, "mpsb-sub", mqtttest.Int(mqtttest.PropMaximumPacketSize, 64))
+	sub.Subscribe(1, mqtttest.Sub{Filter: "mpsb/#", Options: 0})
+	pub := outClient(t, srv.TCPAddr, 5, "mpsb-pub")
+	const n = 200
+	var burst [][]byte
+	for i := range n {
+		burst = append(burst, mqtttest.Publish{Topic: "mpsb/s", Payload: fmt.Appendf(nil, "%03d", i)}.Encode())
+	}
+	burst = append(burst, mqtttest.Publish{Topic: "mpsb/big", Payload: bytes.Repeat([]byte("x"), 100)}.Encode())
+	pub.Send(burst...)
+	for i := range n { // [MQTT-3.1.2-24]
+		m, err := sub.Read(time.Second)
+		if err != nil {
+			t.Fatalf("after %d of %d messages: %v", i, n, err)
+		}
+		if m.Type() != mqtttest.PUBLISH {
+			t.Fatalf("got %s", m)
+		}
+	}
+	sub.Quiet(50 * time.Millisecond)
+}
