@@ -103,7 +103,7 @@ func (b *Broker) capabilities() *mqtt.Capabilities {
 	}
 	c.MaximumClientWritesPending = l.MaxPendingWrites
 	c.MaximumInflight = l.MaxOfflineQueue
-	c.ReceiveMaximum = l.ReceiveMaximum
+	c.ReceiveMaximum = mochiReceiveMaximum // the validating layer enforces l.ReceiveMaximum
 	c.TopicAliasMaximum = topicAliasMaximum
 	c.MaximumSessionExpiryInterval = uint32(l.MaxSessionExpiry / time.Second)
 	c.MaximumMessageExpiryInterval = int64(l.MaxMessageExpiry / time.Second)

@@ -121,7 +121,7 @@ func (sp *idSpace) free(cl *mqtt.Client) uint16 {
 func (h *coreHook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
 	switch pk.FixedHeader.Type {
 	case packets.Connack:
-		return announceTopicAliases(cl, pk)
+		return announceLimits(cl, pk, h.b.cfg.Limits.ReceiveMaximum)
 	case packets.Puback, packets.Pubrec, packets.Pubcomp, packets.Suback, packets.Unsuback:
 	default:
 		return pk

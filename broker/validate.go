@@ -49,14 +49,20 @@ type validConn struct {
 	version   byte // protocol level of the CONNECT: 3, 4 or 5; 0 before
 	connected bool // a CONNECT passed the checks
 	clientMax uint32
+	authFlow  bool     // the CONNECT named an Authentication Method
 	aliases   []uint64 // bit set of topic aliases the client has set
+	qos2      qos2In
 }
 
 // inboundLimits are the broker settings the validating layer enforces.
 type inboundLimits struct {
 	maxPacket uint32 // 0: none
 	aliasMax  uint16
-	log       *slog.Logger
+	recvMax   uint16 // Receive Maximum for MQTT 5 clients
+	// reauth: authentication hooks may take AUTH packets (token refresh by
+	// re-authentication) on connections that authenticated with a password.
+	reauth bool
+	log    *slog.Logger
 }
 
 const (
@@ -82,6 +88,8 @@ func (b *Broker) validating(c net.Conn) net.Conn {
 	return &validConn{Conn: c, lim: inboundLimits{
 		maxPacket: b.cfg.Limits.MaxPacketSize,
 		aliasMax:  topicAliasMaximum,
+		recvMax:   b.cfg.Limits.ReceiveMaximum,
+		reauth:    b.cfg.AuthEnabled() || b.opts.auth,
 		log:       b.log,
 	}}
 }
@@ -101,6 +109,7 @@ func (c *validConn) Write(p []byte) (int, error) {
 	if c.wdone {
 		return 0, net.ErrClosed
 	}
+	c.qos2.sent(p)
 	return c.Conn.Write(p)
 }
 

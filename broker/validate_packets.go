@@ -43,6 +43,9 @@ func (c *validConn) checkFixed() *violation {
 		if c.version < 5 {
 			return malformed("reserved packet type 15")
 		}
+		if !c.authFlow && !c.lim.reauth {
+			return protocolError("AUTH without an authentication method in CONNECT") // [MQTT-4.12.0-7]
+		}
 	}
 	return nil
 }
@@ -215,6 +218,7 @@ func (c *validConn) checkConnect(b []byte) *violation {
 			return v
 		}
 		c.clientMax = p.maxPacket
+		c.authFlow = p.has(propAuthMethod)
 	}
 	id, ok := r.bin()
 	if !ok {
@@ -305,8 +309,9 @@ func publishNeed(h []byte, qos byte, v5 bool) (need int, final bool, v *violatio
 func (c *validConn) checkPublish(h []byte) *violation {
 	r := reader{b: h}
 	topic, _ := r.bin()
+	var id uint16
 	if c.hdr>>1&3 > 0 {
-		if id, _ := r.u16(); id == 0 {
+		if id, _ = r.u16(); id == 0 {
 			return protocolError("packet identifier 0") // [MQTT-2.2.1-3]
 		}
 	}
@@ -317,6 +322,18 @@ func (c *validConn) checkPublish(h []byte) *violation {
 	if v := p.parse(&r, propPublish); v != nil {
 		return v
 	}
+	if v := c.checkPublishProps(topic, &p); v != nil {
+		return v
+	}
+	if c.hdr>>1&3 == 2 {
+		return c.qos2.publish(id, c.lim.recvMax)
+	}
+	return nil
+}
+
+// checkPublishProps applies the MQTT 5 PUBLISH property and topic alias
+// rules.
+func (c *validConn) checkPublishProps(topic []byte, p *propSet) *violation {
 	if p.has(propSubscriptionID) {
 		return protocolError("subscription identifier from a client") // [MQTT-3.3.4-6]
 	}
@@ -360,6 +377,9 @@ func (c *validConn) checkAck(b []byte) *violation {
 	typ := c.hdr >> 4
 	if len(b) < 2 {
 		return malformed("acknowledgement without packet identifier")
+	}
+	if typ == packets.Pubrel && c.version == 5 {
+		c.qos2.release(binary.BigEndian.Uint16(b))
 	}
 	if c.version < 5 {
 		if len(b) != 2 {

@@ -187,13 +187,18 @@ func (p *propSet) checkPublish() *violation {
 	return nil
 }
 
-// announceTopicAliases tells an MQTT 5 client the Topic Alias Maximum the
-// validating layer enforces: mochi accepts aliases without announcing any
-// maximum, and a client may only use aliases up to the announced value
-// ([MQTT-3.2.2-17], [MQTT-3.2.2-18]).
-func announceTopicAliases(cl *mqtt.Client, pk packets.Packet) packets.Packet {
-	if cl.Properties.ProtocolVersion == 5 && pk.ReasonCode < 0x80 {
-		pk.Properties.TopicAliasMaximum = topicAliasMaximum
+// announceLimits tells an MQTT 5 client the limits the validating layer
+// enforces: the Topic Alias Maximum (mochi accepts aliases without
+// announcing any maximum, and a client may only use aliases up to the
+// announced value, [MQTT-3.2.2-17], [MQTT-3.2.2-18]) and the configured
+// Receive Maximum (mochi would announce its own quota, see
+// mochiReceiveMaximum).
+func announceLimits(cl *mqtt.Client, pk packets.Packet, recvMax uint16) packets.Packet {
+	if cl.Properties.ProtocolVersion == 5 {
+		pk.Properties.ReceiveMaximum = recvMax
+		if pk.ReasonCode < 0x80 {
+			pk.Properties.TopicAliasMaximum = topicAliasMaximum
+		}
 	}
 	return pk
 }

@@ -100,3 +100,27 @@ func BenchmarkValidConnPublish(b *testing.B) {
 		n += len(pk)
 	}
 }
+
+// TestQoS2InReleasedByRefusal: a PUBREC or PUBACK refusing a QoS 2 PUBLISH
+// (reason 0x80 or more) ends its flow and frees its Receive Maximum slot;
+// 0x91 answers a resend and does not.
+func TestQoS2InReleasedByRefusal(t *testing.T) {
+	var q qos2In
+	for id := uint16(1); id <= 3; id++ {
+		if v := q.publish(id, 3); v != nil {
+			t.Fatal(v.why)
+		}
+	}
+	if v := q.publish(4, 3); v == nil || v.code != 0x93 {
+		t.Fatalf("fourth open QoS 2 PUBLISH: %v, want 0x93", v)
+	}
+	// One write with three packets: PUBREC 0x91 for 1, PUBACK 0x87 for 2,
+	// a PUBLISH, and PUBREC 0x80 for 3.
+	q.sent(bytes.Join([][]byte{{0x50, 3, 0, 1, 0x91}, {0x40, 4, 0, 2, 0x87, 0}, {0x30, 3, 0, 1, 'a'}, {0x50, 3, 0, 3, 0x80}}, nil))
+	if q.n.Load() != 1 {
+		t.Fatalf("%d flows open, want 1 (id 1)", q.n.Load())
+	}
+	if v := q.publish(1, 3); v != nil {
+		t.Fatalf("resend of open id 1 refused: %s", v.why)
+	}
+}

@@ -45,6 +45,12 @@ func TestConnect5(t *testing.T) {
 			send: rawConnect("MQTT", 5, 0xC2, noProps, id("pw"), mqtttest.Str("user")), want: connack(0x81)},
 		{name: "user name without user name flag", rule: "[MQTT-3.1.2-16]", version: 5,
 			send: rawConnect("MQTT", 5, 0x02, noProps, id("ux"), mqtttest.Str("user")), want: connack(0x81)},
+		{name: "password without password flag", rule: "[MQTT-3.1.2-18]", version: 5,
+			send: rawConnect("MQTT", 5, 0x82, noProps, id("px"), mqtttest.Str("user"), mqtttest.Str("secret")), want: connack(0x81)},
+		{name: "no client id", rule: "[MQTT-3.1.3-3]", version: 5,
+			send: rawConnect("MQTT", 5, 0x02, noProps), want: connack(0x81)},
+		{name: "bytes after the password", rule: "[MQTT-3.1.4-1]", version: 5,
+			send: rawConnect("MQTT", 5, 0xC2, noProps, id("tr"), mqtttest.Str("user"), mqtttest.Str("pw"), []byte{0}), want: connack(0x81)},
 		{name: "will topic with wildcard", rule: "[MQTT-4.7.0-1]", version: 5,
 			send: connect(mqtttest.Connect{ClientID: "ww", Will: &mqtttest.Will{Topic: "a/#", Payload: []byte("p")}}), want: connack(0x82)},
 		// 3.1.2.11 CONNECT properties.
@@ -131,6 +137,14 @@ func TestConnect311(t *testing.T) {
 			send: rawConnect("MQTT", 4, 0xC2, id("pw"), mqtttest.Str("user")), want: nothing},
 		{name: "user name without user name flag", rule: "[MQTT-3.1.2-18@3.1.1]", version: 4,
 			send: rawConnect("MQTT", 4, 0x02, id("ux"), mqtttest.Str("user")), want: nothing},
+		{name: "password without password flag", rule: "[MQTT-3.1.2-20@3.1.1]", version: 4,
+			send: rawConnect("MQTT", 4, 0x82, id("px"), mqtttest.Str("user"), mqtttest.Str("secret")), want: nothing},
+		{name: "will QoS 2 without will flag", rule: "[MQTT-3.1.2-13@3.1.1]", version: 4,
+			send: rawConnect("MQTT", 4, 0x12, id("q2")), want: nothing},
+		{name: "no client id", rule: "[MQTT-3.1.3-3@3.1.1]", version: 4,
+			send: rawConnect("MQTT", 4, 0x02), want: nothing},
+		{name: "reserved flag, no return code fits", rule: "[MQTT-3.2.2-6@3.1.1]", version: 4,
+			send: rawConnect("MQTT", 4, 0x01, id("rf")), want: nothing},
 		{name: "password flag without user name flag", rule: "[MQTT-3.1.2-22@3.1.1]", version: 4,
 			send: rawConnect("MQTT", 4, 0x42, id("p"), mqtttest.Str("secret")), want: nothing},
 		{name: "empty client id without clean session", rule: "[MQTT-3.1.3-8@3.1.1]", version: 4,
@@ -172,11 +186,11 @@ func TestConnect31(t *testing.T) {
 	t.Parallel()
 	srv := start(t)
 	runRefusals(t, srv, []refusal{
-		{name: "client id of 24 characters", rule: "3.1 CONNECT", version: 3,
+		{name: "client id of 24 characters", rule: "[MQIsdp-3]", version: 3,
 			send: mqtttest.Connect{Version: 3, ClientID: strings.Repeat("x", 24), Clean: true}.Encode(), want: connack(0x02)},
-		{name: "empty client id", rule: "3.1 CONNECT", version: 3,
+		{name: "empty client id", rule: "[MQIsdp-3]", version: 3,
 			send: mqtttest.Connect{Version: 3, Clean: true}.Encode(), want: connack(0x02)},
-		{name: "MQIsdp with level 4", rule: "3.1 CONNECT", version: 3,
+		{name: "MQIsdp with level 4", rule: "[MQIsdp-4]", version: 3,
 			send: rawConnect("MQIsdp", 4, 0x02, mqtttest.Str("lvl")), want: connack(0x01)},
 	})
 

@@ -16,7 +16,9 @@ const (
 )
 
 // TestDataRepresentation5 covers MQTT 5 section 1.5 (UTF-8 Encoded Strings)
-// and section 2 (fixed header) for what a client sends.
+// and section 2 (fixed header) for what a client sends. Every refusal ends
+// with the connection closed, whether the broker answered or not
+// [MQTT-4.13.1-1] [MQTT-4.13.2-1].
 func TestDataRepresentation5(t *testing.T) {
 	t.Parallel()
 	srv := start(t)
@@ -26,7 +28,7 @@ func TestDataRepresentation5(t *testing.T) {
 		// 1.5.4 UTF-8 Encoded Strings in CONNECT: CONNACK 0x81.
 		{name: "client id ill-formed UTF-8", rule: "[MQTT-1.5.4-1]", version: 5,
 			send: mqtttest.Connect{Version: 5, ClientID: badUTF8, Clean: true}.Encode(), want: connack(0x81)},
-		{name: "client id surrogate", rule: "[MQTT-1.5.4-1]", version: 5,
+		{name: "client id surrogate", rule: "[MQTT-3.1.3-4]", version: 5,
 			send: mqtttest.Connect{Version: 5, ClientID: surrogate, Clean: true}.Encode(), want: connack(0x81)},
 		{name: "client id U+0000", rule: "[MQTT-1.5.4-2]", version: 5,
 			send: mqtttest.Connect{Version: 5, ClientID: nul, Clean: true}.Encode(), want: connack(0x81)},
@@ -40,7 +42,7 @@ func TestDataRepresentation5(t *testing.T) {
 		// 1.5.4 in packets after CONNECT: DISCONNECT 0x81.
 		{name: "topic name ill-formed UTF-8", rule: "[MQTT-1.5.4-1]", version: 5, connect: true,
 			send: pub5(mqtttest.Publish{Topic: badUTF8}), want: disc(0x81)},
-		{name: "topic name surrogate", rule: "[MQTT-1.5.4-1]", version: 5, connect: true,
+		{name: "topic name surrogate", rule: "[MQTT-3.3.2-1]", version: 5, connect: true,
 			send: pub5(mqtttest.Publish{Topic: surrogate, QoS: 1, PacketID: 1}), want: disc(0x81)},
 		{name: "topic name U+0000", rule: "[MQTT-1.5.4-2]", version: 5, connect: true,
 			send: pub5(mqtttest.Publish{Topic: nul}), want: disc(0x81)},
@@ -48,6 +50,10 @@ func TestDataRepresentation5(t *testing.T) {
 			send: mqtttest.Subscribe(5, 1, nil, mqtttest.Sub{Filter: badUTF8}), want: disc(0x81)},
 		{name: "unsubscribe filter U+0000", rule: "[MQTT-3.10.3-1]", version: 5, connect: true,
 			send: mqtttest.Unsubscribe(5, 1, nil, nul), want: disc(0x81)},
+		{name: "topic filter U+0000", rule: "[MQTT-4.7.3-2]", version: 5, connect: true,
+			send: mqtttest.Subscribe(5, 1, nil, mqtttest.Sub{Filter: "a/\x00"}), want: disc(0x81)},
+		{name: "PUBLISH without property length", rule: "[MQTT-2.2.2-1]", version: 5, connect: true,
+			send: mqtttest.Frame(0x30, mqtttest.Str("a")), want: disc(0x81)},
 		{name: "user property ill-formed UTF-8", rule: "[MQTT-1.5.7-1]", version: 5, connect: true,
 			send: pub5(mqtttest.Publish{Topic: "a", Props: [][]byte{mqtttest.User(badUTF8, "v")}}), want: disc(0x81)},
 		{name: "content type ill-formed UTF-8", rule: "[MQTT-3.3.2-19]", version: 5, connect: true,
@@ -101,6 +107,12 @@ func TestDataRepresentation5(t *testing.T) {
 			send: mqtttest.Frame(0xE0, []byte{0x03}), want: disc(0x82)},
 		{name: "AUTH with invalid reason code", rule: "[MQTT-3.15.2-1]", version: 5, connect: true,
 			send: mqtttest.Frame(0xF0, []byte{0x05, 0}), want: disc(0x82)},
+		{name: "AUTH flags 0001", rule: "[MQTT-3.15.1-1]", version: 5, connect: true,
+			send: mqtttest.Frame(0xF1, []byte{0x19, 0}), want: disc(0x81)},
+		{name: "AUTH without authentication method in CONNECT", rule: "[MQTT-4.12.0-7]", version: 5, connect: true,
+			send: mqtttest.Frame(0xF0, []byte{0x19, 0}), want: disc(0x82)},
+		{name: "PUBREL with invalid reason code", rule: "[MQTT-3.6.2-1]", version: 5, connect: true,
+			send: mqtttest.Frame(0x62, mqtttest.U16(1), []byte{0x80}), want: disc(0x82)},
 	}
 	runRefusals(t, srv, rows)
 }
@@ -116,6 +128,14 @@ func TestDataRepresentation311(t *testing.T) {
 			send: mqtttest.Connect{Version: 4, ClientID: badUTF8, Clean: true}.Encode(), want: nothing},
 		{name: "client id U+0000", rule: "[MQTT-1.5.3-2@3.1.1]", version: 4,
 			send: mqtttest.Connect{Version: 4, ClientID: nul, Clean: true}.Encode(), want: nothing},
+		{name: "client id surrogate", rule: "[MQTT-3.1.3-4@3.1.1]", version: 4,
+			send: mqtttest.Connect{Version: 4, ClientID: surrogate, Clean: true}.Encode(), want: nothing},
+		{name: "topic name surrogate", rule: "[MQTT-3.3.2-1@3.1.1]", version: 4, connect: true,
+			send: pub4(mqtttest.Publish{Topic: surrogate, QoS: 1, PacketID: 1}), want: nothing},
+		{name: "topic filter U+0000", rule: "[MQTT-4.7.3-2@3.1.1]", version: 4, connect: true,
+			send: mqtttest.Subscribe(4, 1, nil, mqtttest.Sub{Filter: nul}), want: nothing},
+		{name: "PUBACK flags 0010", rule: "[MQTT-2.2.2-1@3.1.1]", version: 4, connect: true,
+			send: mqtttest.Frame(0x42, mqtttest.U16(1)), want: nothing},
 		{name: "user name ill-formed UTF-8", rule: "[MQTT-3.1.3-11@3.1.1]", version: 4,
 			send: mqtttest.Connect{Version: 4, ClientID: "u", Clean: true, Username: u(surrogate)}.Encode(), want: nothing},
 		{name: "will topic ill-formed UTF-8", rule: "[MQTT-3.1.3-10@3.1.1]", version: 4,
@@ -157,7 +177,8 @@ func TestDataRepresentation311(t *testing.T) {
 }
 
 // TestStringsKeptAsSent: a zero-width no-break space (U+FEFF) is part of
-// the string and is neither skipped nor stripped [MQTT-1.5.4-3]; code
+// the string and is neither skipped nor stripped [MQTT-1.5.4-3]
+// ([MQTT-1.5.3-3@3.1.1]); code
 // points MQTT 5 only advises against (a control character, a
 // non-character) are accepted and delivered unaltered.
 func TestStringsKeptAsSent(t *testing.T) {
@@ -176,5 +197,49 @@ func TestStringsKeptAsSent(t *testing.T) {
 				t.Fatalf("v%d [MQTT-1.5.4-3]: delivered on %q, want %q", v, m.Topic, topic)
 			}
 		}
+	}
+}
+
+// TestReasonStringFitsMaximumPacketSize: the broker's refusing CONNACK and
+// DISCONNECT carry a Reason String only if it keeps the packet within the
+// client's Maximum Packet Size ([MQTT-3.2.2-19], [MQTT-3.14.2-3]).
+func TestReasonStringFitsMaximumPacketSize(t *testing.T) {
+	t.Parallel()
+	srv := start(t)
+	maxSize := func(n uint32) [][]byte { return [][]byte{mqtttest.Int(mqtttest.PropMaximumPacketSize, n)} }
+	for _, tc := range []struct {
+		name       string
+		max        uint32
+		wantReason bool
+	}{{"small maximum", 40, false}, {"no maximum", 0, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var props [][]byte
+			if tc.max > 0 {
+				props = maxSize(tc.max)
+			}
+			c := mqtttest.Dial(t, srv.TCPAddr, 5)
+			c.Send(mqtttest.Connect{Version: 5, ClientID: badUTF8, Clean: true, Props: props}.Encode())
+			ack := c.Expect(mqtttest.CONNACK)
+			ca, err := ack.Connack(5)
+			if err != nil || ca.Reason != 0x81 {
+				t.Fatalf("CONNACK %+v %v, want 0x81", ca, err)
+			}
+			if ca.Props.Has(mqtttest.PropReasonString) != tc.wantReason || (tc.max > 0 && len(ack.Bytes()) > int(tc.max)) {
+				t.Fatalf("[MQTT-3.2.2-19] CONNACK of %d bytes with properties %+v for maximum %d", len(ack.Bytes()), ca.Props, tc.max)
+			}
+
+			c = mqtttest.Dial(t, srv.TCPAddr, 5)
+			c.MustConnect(mqtttest.Connect{ClientID: "mps-" + tc.name, Clean: true, Keepalive: 60, Props: props})
+			c.Send(pub5(mqtttest.Publish{Topic: "a/#"}))
+			d := c.Expect(mqtttest.DISCONNECT)
+			code, dp, err := d.Disconnect()
+			if err != nil || code != 0x82 {
+				t.Fatalf("DISCONNECT %#02x %v, want 0x82", code, err)
+			}
+			if dp.Has(mqtttest.PropReasonString) != tc.wantReason || (tc.max > 0 && len(d.Bytes()) > int(tc.max)) {
+				t.Fatalf("[MQTT-3.14.2-3] DISCONNECT of %d bytes with properties %+v for maximum %d", len(d.Bytes()), dp, tc.max)
+			}
+		})
 	}
 }

@@ -39,7 +39,7 @@ func TestPublishIn5(t *testing.T) {
 			send: mqtttest.Frame(0x30, mqtttest.Str("a"), []byte{5, 0x01}), want: disc(0x81)},
 		{name: "topic length past the packet", rule: "3.3.2.1", version: 5, connect: true,
 			send: mqtttest.Frame(0x30, mqtttest.U16(10), []byte("ab")), want: disc(0x81)},
-		{name: "packet over the broker's maximum packet size", rule: "3.2.2.3.6", version: 5, connect: true,
+		{name: "packet over the broker's maximum packet size", rule: "[MQTT-3.2.2-15]", version: 5, connect: true,
 			send: pub5(mqtttest.Publish{Topic: "big", Payload: make([]byte, 2000)}), want: disc(0x95)},
 	}
 	runRefusals(t, srv, rows)
@@ -92,8 +92,8 @@ func TestTopicAliases(t *testing.T) {
 
 // TestReceiveMaximumIn: a client that has more unacknowledged QoS 2
 // PUBLISHes outstanding than the broker's Receive Maximum is disconnected
-// with 0x93 (MQTT 5 section 3.3.4); one that stays within it is served,
-// and a PUBREL frees its slot.
+// with 0x93 [MQTT-3.3.4-7]; one that stays within it is served, a PUBREL
+// frees its slot, and QoS 0 PUBLISHes do not count.
 func TestReceiveMaximumIn(t *testing.T) {
 	t.Parallel()
 	srv := start(t, brokertest.WithConfig(func(c *broker.Config) { c.Limits.ReceiveMaximum = 2 }))
@@ -110,6 +110,13 @@ func TestReceiveMaximumIn(t *testing.T) {
 	c.ExpectAck(mqtttest.PUBCOMP)
 	c.Send(pub5(mqtttest.Publish{Topic: "rm", QoS: 2, PacketID: 3}))
 	c.ExpectAck(mqtttest.PUBREC)
+	// A resend of an open flow is not a new message.
+	c.Send(pub5(mqtttest.Publish{Topic: "rm", QoS: 2, PacketID: 3, Dup: true}))
+	c.ExpectAck(mqtttest.PUBREC)
+	// With the quota used up, QoS 0 PUBLISHes are still accepted: Receive
+	// Maximum counts only QoS 1 and 2.
+	c.Send(pub5(mqtttest.Publish{Topic: "rm", Payload: []byte("q0")}))
+	c.Ping()
 	c.Send(pub5(mqtttest.Publish{Topic: "rm", QoS: 2, PacketID: 4}))
 	if got := c.ExpectRefusal(); got != disc(0x93) {
 		t.Fatalf("third outstanding QoS 2 PUBLISH: got %v, want DISCONNECT 0x93", got)

@@ -51,11 +51,9 @@ func runRefusals(t *testing.T, srv *brokertest.Server, rows []refusal) {
 	alive.Ping()
 }
 
-// v5 and v4 shorten the packet builders' version arguments.
+// pub5 and pub4 encode a PUBLISH for MQTT 5 and 3.1.1.
 func pub5(p mqtttest.Publish) []byte { p.Version = 5; return p.Encode() }
 func pub4(p mqtttest.Publish) []byte { p.Version = 4; return p.Encode() }
-
-func flags(b byte) *byte { return &b }
 
 func start(t testing.TB, opts ...brokertest.Option) *brokertest.Server {
 	t.Helper()

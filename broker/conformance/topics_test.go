@@ -82,3 +82,24 @@ func TestRefusalPublishesWill(t *testing.T) {
 		}
 	}
 }
+
+// TestNoNormalisation: topic matching compares the bytes as sent: no case
+// folding, no Unicode normalisation ([MQTT-4.7.3-4], [MQTT-4.7.3-4@3.1.1]).
+func TestNoNormalisation(t *testing.T) {
+	t.Parallel()
+	srv := start(t)
+	for _, v := range []byte{4, 5} {
+		c := mqtttest.Dial(t, srv.TCPAddr, v)
+		c.MustConnect(mqtttest.Connect{ClientID: "norm" + string('0'+v), Clean: true, Keepalive: 60})
+		c.Subscribe(1, mqtttest.Sub{Filter: "norm/caf\u00e9"}, mqtttest.Sub{Filter: "norm/Case"})
+		for _, topic := range []string{"norm/cafe\u0301", "norm/case", "norm/CASE", "norm/caf\u00e9"} {
+			c.Send(mqtttest.Publish{Version: v, Topic: topic, Payload: []byte(topic)}.Encode())
+		}
+		// Only the byte-identical topic is delivered, and it is the first
+		// and only message to arrive.
+		if m := c.ExpectPublish(); m.Topic != "norm/caf\u00e9" {
+			t.Fatalf("v%d: delivered %q, want only norm/caf\u00e9", v, m.Topic)
+		}
+		c.Ping()
+	}
+}
