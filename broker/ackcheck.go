@@ -57,12 +57,8 @@ func (h *outboundHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets
 	switch {
 	case t == packets.Puback && p.FixedHeader.Type == packets.Publish && p.FixedHeader.Qos == 1,
 		t == packets.Pubrec && p.FixedHeader.Type == packets.Publish && p.FixedHeader.Qos == 2,
-		t == packets.Pubrec && p.FixedHeader.Type == packets.Pubrel:
-		return pk, nil
-	case t == packets.Pubcomp && p.FixedHeader.Type == packets.Pubrel:
-		// mochi gives the client a unit of its inbound quota back here;
-		// take it first (see OnPacketProcessed).
-		cl.State.Inflight.DecreaseReceiveQuota()
+		t == packets.Pubrec && p.FixedHeader.Type == packets.Pubrel,
+		t == packets.Pubcomp && p.FixedHeader.Type == packets.Pubrel:
 		return pk, nil
 	}
 	h.core.b.log.Debug("acknowledgement does not match its flow; closing the connection", "client_id", cl.ID,
@@ -98,21 +94,4 @@ func (h *outboundHook) protocolError(cl *mqtt.Client) error {
 // 0, which is never in flight.
 func ignoredAck() packets.Packet {
 	return packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}}
-}
-
-// OnPacketProcessed undoes the inbound quota mochi takes when the client
-// acknowledges one of the broker's QoS 2 messages with PUBREC (and gives
-// back at its PUBCOMP). That quota counts the client's own unacknowledged
-// QoS 1/2 PUBLISHes against the broker's Receive Maximum; mochi let the
-// broker's flows to the client use it up and then disconnected the client
-// with 0x93 for a PUBLISH well within the limit [MQTT-3.3.4-7]. The
-// counter-moves are exact except when the client's quota is at 0 or at the
-// maximum, where they can leave it one too generous, never too strict.
-func (h *outboundHook) OnPacketProcessed(cl *mqtt.Client, pk packets.Packet, err error) {
-	if pk.FixedHeader.Type != packets.Pubrec || err != nil || pk.ReasonCode >= 0x80 || !pk.ReasonCodeValid() {
-		return
-	}
-	if p, ok := cl.State.Inflight.Get(pk.PacketID); ok && p.FixedHeader.Type == packets.Pubrel {
-		cl.State.Inflight.IncreaseReceiveQuota()
-	}
 }

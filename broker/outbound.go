@@ -66,7 +66,6 @@ func newOutboundHook(core *coreHook) *outboundHook {
 	h := &outboundHook{core: core, maxAge: int64(core.b.cfg.Limits.MaxMessageExpiry / time.Second)}
 	for _, b := range []byte{
 		mqtt.OnConnect, mqtt.OnQosPublish, mqtt.OnPacketEncode, mqtt.OnPacketSent, mqtt.OnPacketRead,
-		mqtt.OnPacketProcessed,
 		mqtt.OnSessionEstablished, mqtt.OnQosComplete, mqtt.OnQosDropped,
 		mqtt.OnDisconnect, mqtt.OnClientExpired,
 	} {

@@ -146,7 +146,8 @@ func TestReceiveMaximumAfterRestart(t *testing.T) {
 // The broker's Receive Maximum limits the client's unacknowledged QoS 1/2
 // PUBLISHes only [MQTT-3.3.4-7]: the broker's own QoS 2 messages to the
 // client, waiting for PUBCOMP, do not count. mochi counted them and
-// disconnected the client with 0x93.
+// disconnected the client with 0x93 (the validating layer now keeps this
+// count instead of mochi).
 func TestReceiveMaximumInboundNotUsedByOutboundQoS2(t *testing.T) {
 	t.Parallel()
 	srv := outBroker(t, false, func(c *broker.Config) { c.Limits.ReceiveMaximum = 2 })
