@@ -19,8 +19,9 @@ import (
 // delivers it once. Only clients that ever subscribed with No Local are
 // looked at, so other publishes cost one map lookup.
 
-// OnSubscribe notes clients that use No Local.
+// OnSubscribe notes clients that use No Local or subscription identifiers.
 func (h *outboundHook) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	h.noteSubscriptionIDs(cl, pk)
 	for _, f := range pk.Filters {
 		if f.NoLocal {
 			h.noLocal.Store(cl.ID, struct{}{})

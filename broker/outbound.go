@@ -34,13 +34,21 @@ import (
 //     PUBLISH packets too, which must carry them [MQTT-3.1.2-29]
 //     [MQTT-3.3.2-17].
 //   - Expiry: mochi removes expired queued messages on a one-second tick and
-//     sends one that expired in between with an expiry of 1 s. The hook
-//     drops expired messages before they are written [MQTT-3.3.2-5].
+//     sends one that expired in between with an expiry of 1 s; the same
+//     tick deletes messages whose delivery has started, so a QoS 2 flow
+//     never completes. The hook drops a message that expired before its
+//     first attempt, and stops expiry once it is attempted [MQTT-3.3.2-5]
+//     [MQTT-4.3.3-7] [MQTT-4.4.0-1].
 //   - Topic aliases: mochi assigns an outbound alias when it queues a
 //     message, not when it writes it, and keeps the topic-less aliased copy
 //     in flight, so a resend after a reconnect names a topic through an
 //     alias the new connection never saw [MQTT-3.3.2-7]. The broker sends no
 //     topic aliases, which a server may always choose [MQTT-3.1.2-26].
+//
+// Also: acknowledgements checked against the flow they name (ackcheck.go),
+// No Local with overlapping subscriptions (nolocal.go), the published
+// Message Expiry Interval under a maximum message age (expiryfix.go), and,
+// with resendHook, Receive Maximum on a resumed session (resend.go).
 type outboundHook struct {
 	mqtt.HookBase
 	core     *coreHook
@@ -51,6 +59,7 @@ type outboundHook struct {
 	aside     sync.Map // *mqtt.Client -> []packets.Packet: held back from mochi's resend (resend.go)
 	resending sync.Map // *mqtt.Client -> struct{}: mochi is resending its session
 	noLocal   sync.Map // client id -> struct{}: has subscribed with No Local (nolocal.go)
+	subIDs    sync.Map // client id -> struct{}: has subscribed with an identifier (subids.go)
 }
 
 func newOutboundHook(core *coreHook) *outboundHook {
@@ -63,7 +72,7 @@ func newOutboundHook(core *coreHook) *outboundHook {
 		h.provides[b] = true
 	}
 	h.provides[mqtt.OnPublish] = true   // nolocal.go, expiryfix.go
-	h.provides[mqtt.OnSubscribe] = true // nolocal.go
+	h.provides[mqtt.OnSubscribe] = true // nolocal.go, subids.go
 	return h
 }
 
@@ -114,18 +123,10 @@ func (h *outboundHook) OnQosPublish(cl *mqtt.Client, pk packets.Packet, _ int64,
 	s.mu.Unlock()
 }
 
-// OnPacketSent marks an outbound message written: from now on a resend is
-// a redelivery. After a CONNACK that resumes a session, and before mochi
-// resends the session's messages, it drops what must not be resent.
+// OnPacketSent, after a CONNACK that resumes a session and before mochi
+// resends the session's messages, drops what must not be resent.
 func (h *outboundHook) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
 	switch pk.FixedHeader.Type {
-	case packets.Publish:
-		if pk.FixedHeader.Qos > 0 {
-			h.forget(cl.ID, pk.PacketID)
-		}
-		if pk.FixedHeader.Qos == 2 && hasExpiry(pk) {
-			keepSent(cl, pk)
-		}
 	case packets.Connack:
 		if pk.SessionPresent && pk.ReasonCode < 0x80 {
 			h.resending.Store(cl, struct{}{})
@@ -170,12 +171,14 @@ func (h *outboundHook) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
 	if expire && !cl.IsTakenOver() {
 		h.unsent.Delete(cl.ID)
 		h.noLocal.Delete(cl.ID)
+		h.subIDs.Delete(cl.ID)
 	}
 }
 
 func (h *outboundHook) OnClientExpired(cl *mqtt.Client) {
 	h.unsent.Delete(cl.ID)
 	h.noLocal.Delete(cl.ID)
+	h.subIDs.Delete(cl.ID)
 }
 
 // OnPacketEncode corrects a packet just before mochi encodes and writes it.
@@ -189,10 +192,16 @@ func (h *outboundHook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packet
 	// PUBLISH carries its User Properties whatever Request Problem
 	// Information says [MQTT-3.1.2-29] [MQTT-3.3.2-17].
 	pk.Mods.DisallowProblemInfo = false
+	pk = h.withSubscriptionIDs(cl, pk)
+	first := false
 	if pk.FixedHeader.Qos > 0 {
 		if s := h.set(cl.ID, false); s != nil {
 			s.mu.Lock()
-			expiry, first := s.ids[pk.PacketID]
+			// Taken off the set as the attempt begins: a resend on a new
+			// connection may come before this write returns.
+			var expiry int64
+			expiry, first = s.ids[pk.PacketID]
+			delete(s.ids, pk.PacketID)
 			s.mu.Unlock()
 			if first {
 				pk.FixedHeader.Dup = false // [MQTT-3.3.1-3]
@@ -206,9 +215,14 @@ func (h *outboundHook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packet
 	if h.maxAge > 0 {
 		pk = h.ownExpiry(pk)
 	}
-	tooLarge := pk.Mods.MaxSize > 0 && publishLen(pk) > int(pk.Mods.MaxSize)
-	expired := hasExpiry(pk) && pk.Expiry <= time.Now().Unix()
+	tooLarge := pk.Mods.MaxSize > 0 && publishLen(pk) > int(pk.Mods.MaxSize) || misrouted(cl, pk)
+	// Only a message whose delivery has not started expires [MQTT-3.3.2-5]:
+	// a resend is due whatever its age [MQTT-4.4.0-1] [MQTT-4.3.3-7].
+	expired := (first || pk.FixedHeader.Qos == 0) && hasExpiry(pk) && pk.Expiry <= time.Now().Unix()
 	if !tooLarge && !expired {
+		if first && hasExpiry(pk) {
+			keepSent(cl, pk)
+		}
 		return pk
 	}
 	if _, ok := h.resending.Load(cl); ok {
@@ -219,14 +233,22 @@ func (h *outboundHook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packet
 	if pk.FixedHeader.Qos > 0 {
 		h.drop(cl, pk.PacketID)
 	}
+	// mochi batches the packets it writes while more are queued, and writes
+	// the batch out with the last one: if this was the last, the batch would
+	// wait for the client's next packet. Write it out now.
+	cl.Lock()
+	_ = mochiFlushOutbuf(cl)
+	cl.Unlock()
 	pk.Mods.MaxSize = 1 // mochi refuses to write it: ErrPacketTooLarge [MQTT-3.1.2-25] [MQTT-3.3.2-5]
 	return pk
 }
 
-// keepSent stops expiry for a QoS 2 message once its PUBLISH is written
-// [MQTT-4.3.3-7]: mochi's one-second sweep would otherwise delete it from
-// the session before PUBREC, and the flow could never complete. A resend
-// carries the interval of the first attempt.
+// keepSent stops expiry for a QoS 1/2 message as its first PUBLISH is
+// written: its delivery has started, so it is resent until acknowledged
+// [MQTT-4.4.0-1] and a QoS 2 message never expires once sent
+// [MQTT-4.3.3-7]. mochi's one-second sweep would otherwise delete it from
+// the session, and a QoS 2 flow could never complete. A resend carries the
+// interval of the first attempt.
 func keepSent(cl *mqtt.Client, pk packets.Packet) {
 	p, ok := cl.State.Inflight.Get(pk.PacketID)
 	if !ok || p.FixedHeader.Type != packets.Publish || p.Expiry <= 0 {
@@ -250,7 +272,7 @@ func (h *outboundHook) drop(cl *mqtt.Client, id uint16) {
 	if !parked {
 		cl.State.Inflight.IncreaseSendQuota()
 	}
-	h.core.OnQosComplete(cl, p)
+	h.core.OnQosComplete(cl, packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: id})
 }
 
 // dropInflight removes an outbound message through mochi's own expiry
@@ -290,8 +312,9 @@ func (h *outboundHook) beforeResend(cl *mqtt.Client) {
 		default:
 			expiry = p.Expiry
 		}
-		// A QoS 2 message that may have been sent is never expired [MQTT-4.3.3-7].
-		expired := expiry > 0 && expiry <= now && (p.FixedHeader.Qos < 2 || h.isUnsent(cl.ID, p.PacketID))
+		// A message whose delivery may have started is not expired
+		// [MQTT-3.3.2-5] [MQTT-4.3.3-7].
+		expired := expiry > 0 && expiry <= now && h.isUnsent(cl.ID, p.PacketID)
 		tooLarge := false
 		if max > 0 {
 			q := p
@@ -306,7 +329,7 @@ func (h *outboundHook) beforeResend(cl *mqtt.Client) {
 			}
 			tooLarge = publishLen(q) > max
 		}
-		if expired || tooLarge {
+		if expired || tooLarge || misrouted(cl, p) {
 			dropInflight(cl, p)
 			h.forget(cl.ID, p.PacketID)
 		}

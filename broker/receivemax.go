@@ -18,7 +18,13 @@ const parkedExpiry = -1
 // quota for the messages it parked while the quota was exhausted, so an
 // MQTT 5 subscriber with a small Receive Maximum stalls [MQTT-4.9.0-1]. Send
 // the oldest parked message now, in publish order.
-func (h *coreHook) OnQosComplete(cl *mqtt.Client, _ packets.Packet) {
+func (h *coreHook) OnQosComplete(cl *mqtt.Client, pk packets.Packet) {
+	if pk.FixedHeader.Type == packets.Pubrel || pk.Created != 0 {
+		// The end of one of the client's own QoS 1/2 flows (mochi reports
+		// those too, with the acknowledgement it built): no send quota was
+		// freed, and sending now would exceed the client's Receive Maximum.
+		return
+	}
 	if !mayHaveParked(cl) || cl.Closed() {
 		return
 	}

@@ -37,7 +37,7 @@ func TestMessageExpiry(t *testing.T) {
 			srv := outBroker(t, store, nil)
 			sub, _ := outSession(t, srv.TCPAddr, 5, "exp-sub")
 			sub.Subscribe(1, mqtttest.Sub{Filter: "exp/#", Options: 1})
-			outLeave(sub)
+			outGone(t, srv, sub, "exp-sub", false)
 
 			pub := outClient(t, srv.TCPAddr, 5, "exp-pub")
 			expiry := func(s uint32) [][]byte { return [][]byte{mqtttest.Int(mqtttest.PropMessageExpiry, s)} }
@@ -116,32 +116,42 @@ func TestMessageExpiryNotAddedByMaximumAge(t *testing.T) {
 	}
 }
 
-// Once the broker has sent a QoS 2 PUBLISH, the message no longer expires:
-// the flow completes even if the subscriber takes longer than the interval
-// [MQTT-4.3.3-7]. mochi's one-second expiry sweep deleted it.
-func TestMessageExpiryQoS2Sent(t *testing.T) {
+// Once the broker has sent a QoS 1 or 2 PUBLISH, the message no longer
+// expires: it is resent until acknowledged and the flow completes even if
+// the subscriber takes longer than the interval [MQTT-3.3.2-5]
+// [MQTT-4.4.0-1] [MQTT-4.3.3-7]. mochi's one-second expiry sweep deleted it.
+func TestMessageExpiryAfterDeliveryStarted(t *testing.T) {
 	t.Parallel()
-	srv := outBroker(t, false, nil)
-	sub, _ := outSession(t, srv.TCPAddr, 5, "exp2-sub")
-	sub.Subscribe(1, mqtttest.Sub{Filter: "exp2/#", Options: 2})
-	pub := outClient(t, srv.TCPAddr, 5, "exp2-pub")
-	outPublishAcked(pub, mqtttest.Publish{Topic: "exp2/a", QoS: 2, PacketID: 1, Payload: []byte("a"),
-		Props: [][]byte{mqtttest.Int(mqtttest.PropMessageExpiry, 1)}})
-	published := time.Now().Unix()
-	m := sub.ExpectPublish()
-	// The sweep runs every second and removes what expired before the
-	// current second: by published+3 it has seen this message expired.
-	outAwaitSecond(t, published+3)
-	outCut(sub)
-	sub, _ = outSession(t, srv.TCPAddr, 5, "exp2-sub")
-	again := sub.ExpectPublish()
-	if again.PacketID != m.PacketID || !again.Dup {
-		t.Fatalf("resend %+v", again)
-	}
-	sub.SendAck(mqtttest.PUBREC, again.PacketID)
-	sub.ExpectAck(mqtttest.PUBREL)
-	sub.SendAck(mqtttest.PUBCOMP, again.PacketID)
-	if got := sub.Ping(); len(got) > 0 {
-		t.Fatalf("then %v", got)
+	for _, qos := range []byte{1, 2} {
+		t.Run(fmt.Sprintf("qos%d", qos), func(t *testing.T) {
+			t.Parallel()
+			srv := outBroker(t, false, nil)
+			sub, _ := outSession(t, srv.TCPAddr, 5, "exp2-sub")
+			sub.Subscribe(1, mqtttest.Sub{Filter: "exp2/#", Options: 2})
+			pub := outClient(t, srv.TCPAddr, 5, "exp2-pub")
+			outPublishAcked(pub, mqtttest.Publish{Topic: "exp2/a", QoS: qos, PacketID: 1, Payload: []byte("a"),
+				Props: [][]byte{mqtttest.Int(mqtttest.PropMessageExpiry, 1)}})
+			published := time.Now().Unix()
+			m := sub.ExpectPublish()
+			// The sweep runs every second and removes what expired before the
+			// current second: by published+3 it has seen this message expired.
+			outAwaitSecond(t, published+3)
+			outCut(sub)
+			sub, _ = outSession(t, srv.TCPAddr, 5, "exp2-sub")
+			again := sub.ExpectPublish()
+			if again.PacketID != m.PacketID || !again.Dup {
+				t.Fatalf("resend %+v", again)
+			}
+			if qos == 1 {
+				sub.SendAck(mqtttest.PUBACK, again.PacketID)
+			} else {
+				sub.SendAck(mqtttest.PUBREC, again.PacketID)
+				sub.ExpectAck(mqtttest.PUBREL)
+				sub.SendAck(mqtttest.PUBCOMP, again.PacketID)
+			}
+			if got := sub.Ping(); len(got) > 0 {
+				t.Fatalf("then %v", got)
+			}
+		})
 	}
 }

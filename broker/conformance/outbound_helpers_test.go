@@ -2,6 +2,7 @@ package conformance_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/courier-mqtt/courier/broker"
 	"github.com/courier-mqtt/courier/broker/brokertest"
@@ -58,6 +59,32 @@ func outLeave(c *mqtttest.Conn) {
 
 // outCut closes a connection without DISCONNECT, as a network failure would.
 func outCut(c *mqtttest.Conn) { _ = c.C.Close() }
+
+// outGone ends the connection of client id (with a DISCONNECT, or cut when
+// cut is true) and waits until the broker has finished with it, so that
+// what is published next is queued for the session and not attempted on
+// the closing connection (an attempt counts for DUP).
+func outGone(t *testing.T, srv *brokertest.Server, c *mqtttest.Conn, id string, cut bool) {
+	t.Helper()
+	obs := srv.Broker.Observe(64, broker.EventClientDisconnected)
+	defer obs.Close()
+	if cut {
+		outCut(c)
+	} else {
+		outLeave(c)
+	}
+	deadline := time.After(mqtttest.Timeout)
+	for {
+		select {
+		case ev := <-obs.C:
+			if ev.ClientID == id {
+				return
+			}
+		case <-deadline:
+			t.Fatalf("broker did not report %s disconnected", id)
+		}
+	}
+}
 
 // outPublishAcked publishes at QoS 1 and waits for the PUBACK, and then for
 // a PINGRESP: the broker has then routed the message to every subscriber

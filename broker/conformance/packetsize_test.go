@@ -80,7 +80,7 @@ func TestMaximumPacketSizeOnReconnect(t *testing.T) {
 	srv := outBroker(t, true, nil)
 	sub, _ := outSession(t, srv.TCPAddr, 5, "mpsr-sub")
 	sub.Subscribe(1, mqtttest.Sub{Filter: "mpsr/#", Options: 1})
-	outLeave(sub)
+	outGone(t, srv, sub, "mpsr-sub", false)
 	pub := outClient(t, srv.TCPAddr, 5, "mpsr-pub")
 	outPublishAcked(pub, mqtttest.Publish{Topic: "mpsr/big", QoS: 1, PacketID: 1, Payload: bytes.Repeat([]byte("x"), 200)})
 	outPublishAcked(pub, mqtttest.Publish{Topic: "mpsr/small", QoS: 1, PacketID: 2, Payload: []byte("s")})
@@ -162,4 +162,31 @@ func TestMaximumPacketSizeAcknowledgementProperties(t *testing.T) {
 	if got := c.Ping(); len(got) > 0 {
 		t.Fatalf("then: %v", got)
 	}
+}
+
+// Dropping the last message of a burst does not hold back the ones before
+// it: mochi writes a burst in batches, flushed by the burst's last packet.
+func TestMaximumPacketSizeDropAtEndOfBurst(t *testing.T) {
+	t.Parallel()
+	srv := outBroker(t, false, nil)
+	sub := outClient(t, srv.TCPAddr, 5, "mpsb-sub", mqtttest.Int(mqtttest.PropMaximumPacketSize, 64))
+	sub.Subscribe(1, mqtttest.Sub{Filter: "mpsb/#", Options: 0})
+	pub := outClient(t, srv.TCPAddr, 5, "mpsb-pub")
+	const n = 200
+	var burst [][]byte
+	for i := range n {
+		burst = append(burst, mqtttest.Publish{Topic: "mpsb/s", Payload: fmt.Appendf(nil, "%03d", i)}.Encode())
+	}
+	burst = append(burst, mqtttest.Publish{Topic: "mpsb/big", Payload: bytes.Repeat([]byte("x"), 100)}.Encode())
+	pub.Send(burst...)
+	for i := range n { // [MQTT-3.1.2-24]
+		m, err := sub.Read(time.Second)
+		if err != nil {
+			t.Fatalf("after %d of %d messages: %v", i, n, err)
+		}
+		if m.Type() != mqtttest.PUBLISH {
+			t.Fatalf("got %s", m)
+		}
+	}
+	sub.Quiet(50 * time.Millisecond)
 }

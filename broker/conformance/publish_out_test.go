@@ -24,7 +24,7 @@ func TestOutboundPublishDUP(t *testing.T) {
 				v := ver.v
 				sub, _ := outSession(t, srv.TCPAddr, v, "dup-sub")
 				sub.Subscribe(1, mqtttest.Sub{Filter: "dup/#", Options: 1})
-				outLeave(sub)
+				outGone(t, srv, sub, "dup-sub", false)
 
 				pub := outClient(t, srv.TCPAddr, v, "dup-pub")
 				// The publisher's own DUP flag is not passed on. [MQTT-3.3.1-3] [MQTT-3.3.1-3@3.1.1]

@@ -3,11 +3,15 @@ package conformance_test
 import (
 	"bytes"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/courier-mqtt/courier/broker"
 	"github.com/courier-mqtt/courier/internal/mqtttest"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // Sections 3.8-3.11 (SUBSCRIBE, SUBACK, UNSUBSCRIBE, UNSUBACK) and 4.8
@@ -43,6 +47,7 @@ func TestSuback(t *testing.T) {
 			c := outClient(t, srv.TCPAddr, row.v, "suback-"+row.name)
 			c.Send(mqtttest.Subscribe(row.v, 0x1234, nil, row.subs...))
 			s := c.ExpectSuback(mqtttest.SUBACK)
+			// [MQTT-2.2.1-6] [MQTT-2.3.1-7@3.1.1]
 			if s.PacketID != 0x1234 || !bytes.Equal(s.Codes, row.want) {
 				t.Fatalf("SUBACK id %#x codes % x, want id 0x1234 codes % x", s.PacketID, s.Codes, row.want)
 			}
@@ -272,6 +277,180 @@ func TestUnsubscribeCompletesStartedDeliveries(t *testing.T) {
 			outPublishAcked(pub, mqtttest.Publish{Topic: "us/a", QoS: 1, PacketID: 2, Payload: []byte("b")})
 			if got := sub.Ping(); len(got) > 0 { // [MQTT-3.10.4-2]
 				t.Fatalf("after unsubscribing: %v", got)
+			}
+		})
+	}
+}
+
+// A shared-subscription message refused by the member it went to (PUBACK
+// 0x80) is dropped, not offered to another member [MQTT-4.8.2-6], and not
+// sent again [MQTT-4.4.0-2].
+func TestSharedSubscriptionRefusedMessage(t *testing.T) {
+	t.Parallel()
+	srv := outBroker(t, false, nil)
+	pub := outClient(t, srv.TCPAddr, 5, "shr-pub")
+	a := outClient(t, srv.TCPAddr, 5, "shr-a")
+	b := outClient(t, srv.TCPAddr, 5, "shr-b")
+	a.Subscribe(1, mqtttest.Sub{Filter: "$share/g/shr", Options: 1})
+	b.Subscribe(1, mqtttest.Sub{Filter: "$share/g/shr", Options: 1})
+	outPublishAcked(pub, mqtttest.Publish{Topic: "shr", QoS: 1, PacketID: 1, Payload: []byte("x")})
+	var got, other *mqtttest.Conn
+	var m mqtttest.Message
+	for _, c := range []*mqtttest.Conn{a, b} {
+		switch ps := c.Drain(100 * time.Millisecond); len(ps) {
+		case 0:
+			other = c
+		case 1:
+			got = c
+			m, _ = ps[0].Publish(5)
+		default:
+			t.Fatalf("member received %v", ps)
+		}
+	}
+	if got == nil || other == nil {
+		t.Fatal("the message did not go to exactly one member")
+	}
+	got.Send(mqtttest.Ack(5, mqtttest.PUBACK, m.PacketID, 0x80))
+	if p := got.Ping(); len(p) > 0 {
+		t.Fatalf("refused message sent again: %v", p)
+	}
+	other.Quiet(100 * time.Millisecond)
+}
+
+// A subscription the ACL refuses gets its failure code in the SUBACK, in
+// its place, while the others are granted: 0x87 in MQTT 5, 0x80 in 3.1.1
+// [MQTT-3.8.4-7] [MQTT-3.9.3-1] [MQTT-3.9.3-2] [MQTT-3.8.4-5@3.1.1]
+// [MQTT-3.9.3-1@3.1.1] [MQTT-3.9.3-2@3.1.1]. A refused filter gets nothing.
+func TestSubackNotAuthorized(t *testing.T) {
+	t.Parallel()
+	hash, err := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	users := filepath.Join(t.TempDir(), "users.yaml")
+	file := fmt.Sprintf("users:\n  acl:\n    password: %q\n    publish: [\"#\"]\n    subscribe: [\"acl/ok/#\"]\n", hash)
+	if err := os.WriteFile(users, []byte(file), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv := outBroker(t, false, func(c *broker.Config) { c.Auth.UsersFile = users })
+	for _, ver := range outVersions {
+		t.Run(ver.name, func(t *testing.T) {
+			v := ver.v
+			c := mqtttest.Dial(t, srv.TCPAddr, v)
+			c.MustConnect(mqtttest.Connect{ClientID: "acl-" + ver.name, Clean: true, Keepalive: 30,
+				Username: mqtttest.Ptr("acl"), Password: mqtttest.Ptr("pw")})
+			c.Send(mqtttest.Subscribe(v, 1, nil, mqtttest.Sub{Filter: "acl/ok/x", Options: 1}, mqtttest.Sub{Filter: "acl/no", Options: 1}))
+			s := c.ExpectSuback(mqtttest.SUBACK)
+			want := []byte{1, 0x87}
+			if v != 5 {
+				want = []byte{1, 0x80}
+			}
+			if !bytes.Equal(s.Codes, want) {
+				t.Fatalf("SUBACK codes % x, want % x", s.Codes, want)
+			}
+			c.Publish(mqtttest.Publish{Topic: "acl/no", QoS: 0, Payload: []byte("x")})
+			if got := c.Ping(); len(got) > 0 {
+				t.Fatalf("refused filter delivered %v", got)
+			}
+		})
+	}
+}
+
+// A QoS 2 message delivered through a shared subscription and cut off by a
+// lost connection is completed with that member when it reconnects
+// [MQTT-4.8.2-4]; if the member's session ends instead, no other member
+// gets it [MQTT-4.8.2-5].
+func TestSharedSubscriptionQoS2AcrossReconnect(t *testing.T) {
+	t.Parallel()
+	for _, keep := range []bool{true, false} {
+		t.Run(fmt.Sprintf("session kept=%v", keep), func(t *testing.T) {
+			t.Parallel()
+			srv := outBroker(t, false, nil)
+			var a *mqtttest.Conn
+			if keep {
+				a, _ = outSession(t, srv.TCPAddr, 5, "sh2-a")
+			} else {
+				a = outClient(t, srv.TCPAddr, 5, "sh2-a")
+			}
+			a.Subscribe(1, mqtttest.Sub{Filter: "$share/g/sh2", Options: 2})
+			pub := outClient(t, srv.TCPAddr, 5, "sh2-pub")
+			outPublishAcked(pub, mqtttest.Publish{Topic: "sh2", QoS: 2, PacketID: 1, Payload: []byte("x")})
+			m := a.ExpectPublish()
+			b := outClient(t, srv.TCPAddr, 5, "sh2-b")
+			b.Subscribe(1, mqtttest.Sub{Filter: "$share/g/sh2", Options: 2})
+			outGone(t, srv, a, "sh2-a", true)
+			if !keep {
+				b.Quiet(100 * time.Millisecond)
+				return
+			}
+			a, _ = outSession(t, srv.TCPAddr, 5, "sh2-a")
+			again := a.ExpectPublish()
+			if again.PacketID != m.PacketID || !again.Dup {
+				t.Fatalf("resend %+v", again)
+			}
+			a.SendAck(mqtttest.PUBREC, again.PacketID)
+			a.ExpectAck(mqtttest.PUBREL)
+			a.SendAck(mqtttest.PUBCOMP, again.PacketID)
+			b.Quiet(50 * time.Millisecond)
+		})
+	}
+}
+
+// A retained message sent because a subscription was made carries that
+// subscription's identifier [MQTT-3.3.4-3]; mochi sent it without.
+func TestSubscriptionIdentifierOnRetained(t *testing.T) {
+	t.Parallel()
+	srv := outBroker(t, false, nil)
+	pub := outClient(t, srv.TCPAddr, 5, "sir-pub")
+	outPublishAcked(pub, mqtttest.Publish{Topic: "sir/a", QoS: 1, PacketID: 1, Retain: true, Payload: []byte("x")})
+	c := outClient(t, srv.TCPAddr, 5, "sir")
+	for i, qos := range []byte{0, 1} {
+		c.Send(mqtttest.Subscribe(5, uint16(i+1), [][]byte{mqtttest.VarInt(mqtttest.PropSubscriptionID, 42)}, mqtttest.Sub{Filter: "sir/#", Options: qos}))
+		c.ExpectSuback(mqtttest.SUBACK)
+		m := c.ExpectPublish()
+		if m.QoS > 0 {
+			c.SendAck(mqtttest.PUBACK, m.PacketID)
+		}
+		ids := m.Props.All(mqtttest.PropSubscriptionID)
+		if !m.Retain || len(ids) != 1 || ids[0].Value != 42 {
+			t.Fatalf("retained message at QoS %d: retain %v, subscription identifiers %+v, want [42]", qos, m.Retain, ids)
+		}
+	}
+}
+
+// A filter starting with a wildcard never matches a topic starting with $,
+// also for the retained messages sent when it is subscribed [MQTT-4.7.2-1]
+// [MQTT-4.7.2-1@3.1.1]; mochi's retained scan excluded only $SYS.
+func TestRetainedDollarTopicsNotMatchedByWildcards(t *testing.T) {
+	t.Parallel()
+	for _, ver := range outVersions {
+		t.Run(ver.name, func(t *testing.T) {
+			t.Parallel()
+			v := ver.v
+			srv := outBroker(t, false, nil)
+			pub := outClient(t, srv.TCPAddr, v, "dollar-pub")
+			outPublishAcked(pub, mqtttest.Publish{Topic: "$dollar/bar", QoS: 1, PacketID: 1, Retain: true, Payload: []byte("$")})
+			outPublishAcked(pub, mqtttest.Publish{Topic: "plain/bar", QoS: 1, PacketID: 2, Retain: true, Payload: []byte("p")})
+			c := outClient(t, srv.TCPAddr, v, "dollar")
+			c.Subscribe(1, mqtttest.Sub{Filter: "#", Options: 1}, mqtttest.Sub{Filter: "+/bar", Options: 1})
+			var got []string
+			for len(got) < 2 {
+				m := c.ExpectPublish()
+				c.SendAck(mqtttest.PUBACK, m.PacketID)
+				got = append(got, m.Topic)
+			}
+			if got[0] != "plain/bar" || got[1] != "plain/bar" {
+				t.Fatalf("retained deliveries %v, want plain/bar twice", got)
+			}
+			// An explicit $ filter gets it.
+			c.Subscribe(2, mqtttest.Sub{Filter: "$dollar/#", Options: 1})
+			if m := c.ExpectPublish(); m.Topic != "$dollar/bar" {
+				t.Fatalf("$dollar/# got %q", m.Topic)
+			} else {
+				c.SendAck(mqtttest.PUBACK, m.PacketID)
+			}
+			if p := c.Ping(); len(p) > 0 {
+				t.Fatalf("then %v", p)
 			}
 		})
 	}
