@@ -202,7 +202,9 @@ func TestStringsKeptAsSent(t *testing.T) {
 
 // TestReasonStringFitsMaximumPacketSize: the broker's refusing CONNACK and
 // DISCONNECT carry a Reason String only if it keeps the packet within the
-// client's Maximum Packet Size ([MQTT-3.2.2-19], [MQTT-3.14.2-3]).
+// client's Maximum Packet Size ([MQTT-3.2.2-19], [MQTT-3.14.2-3]); the size
+// check is on the whole packet, so it covers User Properties too
+// ([MQTT-3.2.2-20], [MQTT-3.14.2-4]).
 func TestReasonStringFitsMaximumPacketSize(t *testing.T) {
 	t.Parallel()
 	srv := start(t)

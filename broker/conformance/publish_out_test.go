@@ -271,7 +271,7 @@ func TestOutboundTopicAlias(t *testing.T) {
 		t.Helper()
 		a, has := m.Props.Get(mqtttest.PropTopicAlias)
 		switch {
-		case has && (a.Value == 0 || a.Value > 2): // [MQTT-3.1.2-26] [MQTT-3.3.2-8]
+		case has && (a.Value == 0 || a.Value > 2): // [MQTT-3.1.2-26] [MQTT-3.3.2-8] [MQTT-3.3.2-11]
 			t.Fatalf("topic alias %d, maximum 2", a.Value)
 		case has && m.Topic != "":
 			known[a.Value] = m.Topic
