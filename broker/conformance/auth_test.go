@@ -138,6 +138,19 @@ func TestEnhancedAuth(t *testing.T) {
 		if m, _ := props.Get(mt.PropAuthMethod); err != nil || r != 0x00 || m.Str != "courier-token" {
 			t.Fatalf("AUTH %#x %+v %v, want 0x00 with method courier-token", r, props, err)
 		}
+		// [MQTT-3.15.2-2] [MQTT-3.15.2-3]: an AUTH stays within the
+		// client's Maximum Packet Size (20 bytes carry reason and method;
+		// a Reason String or User Properties of more than 20 would not fit
+		// in 40; the CONNACK itself needs about 40).
+		small := mt.Dial(t, b.srv.TCPAddr, 5)
+		small.MustConnect(mt.Connect{ClientID: "s", Clean: true, Keepalive: 30, Props: [][]byte{
+			mt.String(mt.PropAuthMethod, "courier-token"), mt.Binary(mt.PropAuthData, []byte(b.token(t, "s", auth.Grants{}))),
+			mt.Int(mt.PropMaximumPacketSize, 40),
+		}})
+		small.Send(authPk(b.token(t, "s", auth.Grants{})))
+		if p := small.Expect(mt.AUTH); len(p.Bytes()) > 40 {
+			t.Fatalf("AUTH of %d bytes for a maximum of 40: %s", len(p.Bytes()), p)
+		}
 		ok.Send(authPk("not a token"))
 		if r := ok.ExpectClosed(); r < 0x80 {
 			t.Fatalf("failed re-authentication: DISCONNECT %#x, want a refusal and the close", r)
