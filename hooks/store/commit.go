@@ -178,6 +178,7 @@ func (st *Store) apply(ops []op) error {
 		if skip != nil && skip[i] {
 			continue
 		}
+		st.badgerOps.Add(1)
 		switch o.kind {
 		case opSet:
 			do(func() error { return txn.Set(o.key, o.val) })

@@ -79,6 +79,7 @@ type Store struct {
 	v3left      map[string]int64 // restored MQTT 3 session -> seconds of expiry left
 
 	quarantined atomic.Int64
+	badgerOps   atomic.Int64 // writes applied to Badger (sets, deletes, prefix deletes): a bench metric
 }
 
 // fanout is the set of subscribers a publish was written ahead for.
