@@ -421,21 +421,8 @@ func validAckReason(typ, code byte) bool {
 // checkSubscribe checks a SUBSCRIBE.
 func (c *validConn) checkSubscribe(b []byte) *violation {
 	r := reader{b: b}
-	id, ok := r.u16()
-	if !ok {
-		return malformed("packet identifier")
-	}
-	if id == 0 {
-		return protocolError("packet identifier 0") // [MQTT-2.2.1-3]
-	}
-	if c.version == 5 {
-		var p propSet
-		if v := p.parse(&r, propSubscribe); v != nil {
-			return v
-		}
-	}
-	if r.left() == 0 {
-		return protocolError("SUBSCRIBE without topic filter") // [MQTT-3.8.3-2] [MQTT-3.8.3-3@3.1.1]
+	if v := c.filterListHead(&r, propSubscribe); v != nil {
+		return v
 	}
 	for r.left() > 0 {
 		f, ok := r.bin()
@@ -476,24 +463,38 @@ func (c *validConn) checkSubscribe(b []byte) *violation {
 	return nil
 }
 
-// checkUnsubscribe checks an UNSUBSCRIBE.
-func (c *validConn) checkUnsubscribe(b []byte) *violation {
-	r := reader{b: b}
+// filterListHead checks what SUBSCRIBE and UNSUBSCRIBE (kind) share before
+// their filters: a non-zero packet identifier [MQTT-2.2.1-3], MQTT 5
+// properties, and at least one filter after them ([MQTT-3.8.3-2]
+// [MQTT-3.8.3-3@3.1.1] [MQTT-3.10.3-2]).
+func (c *validConn) filterListHead(r *reader, kind byte) *violation {
 	id, ok := r.u16()
 	if !ok {
 		return malformed("packet identifier")
 	}
 	if id == 0 {
-		return protocolError("packet identifier 0") // [MQTT-2.2.1-3]
+		return protocolError("packet identifier 0")
 	}
 	if c.version == 5 {
 		var p propSet
-		if v := p.parse(&r, propUnsubscribe); v != nil {
+		if v := p.parse(r, kind); v != nil {
 			return v
 		}
 	}
 	if r.left() == 0 {
-		return protocolError("UNSUBSCRIBE without topic filter") // [MQTT-3.10.3-2]
+		if kind == propSubscribe {
+			return protocolError("SUBSCRIBE without topic filter")
+		}
+		return protocolError("UNSUBSCRIBE without topic filter")
+	}
+	return nil
+}
+
+// checkUnsubscribe checks an UNSUBSCRIBE.
+func (c *validConn) checkUnsubscribe(b []byte) *violation {
+	r := reader{b: b}
+	if v := c.filterListHead(&r, propUnsubscribe); v != nil {
+		return v
 	}
 	for r.left() > 0 {
 		f, ok := r.bin()
