@@ -47,6 +47,9 @@ func (st *Store) commitLoop() {
 	linger := time.NewTimer(time.Hour)
 	linger.Stop()
 	defer linger.Stop()
+	holdTimer := time.NewTimer(time.Hour)
+	holdTimer.Stop()
+	defer holdTimer.Stop()
 	for {
 		select {
 		case <-st.kick:
@@ -62,24 +65,44 @@ func (st *Store) commitLoop() {
 				}
 			}
 			st.commitPending()
+		case <-holdTimer.C:
+			st.commitPending()
 		case <-st.quit:
 			if !st.abort.Load() {
 				st.commitPending()
+				st.flushAllHeld()
 			}
 			return
+		}
+		holdTimer.Stop()
+		if at, ok := st.nextHeldDeadline(); ok {
+			holdTimer.Reset(max(time.Until(at), time.Millisecond))
 		}
 	}
 }
 
+// flushAllHeld writes every held record to Badger (graceful close); the WAL
+// segments are removed by Close afterwards.
+func (st *Store) flushAllHeld() {
+	if err := st.flushHeld(true, time.Now()); err != nil {
+		st.failed.Store(true)
+		st.log.Error("store commit failed", "err", err)
+	}
+}
+
 // commitPending applies everything queued to Badger as one group and
-// releases the waiters; with SyncWrites it first syncs the WAL. WAL segments
-// sealed before the group are deleted once it is applied.
+// releases the waiters; with SyncWrites it first syncs the WAL. Records
+// created by the group are held back (see hold.go); held records whose hold
+// has passed are written. WAL segments sealed before the group are deleted
+// once it is applied and no held record may be in them.
 func (st *Store) commitPending() {
 	for {
 		st.mu.Lock()
 		ops := st.pending
 		st.pending = nil
 		t := st.ticket
+		first := st.committed + 1 // the group holds tickets first..t
+		flushReq := st.flushReq
 		if len(st.walBuf) > 0 { // nothing reaches Badger before the WAL
 			if err := st.wal.append(st.walBuf, t); err != nil {
 				st.log.Error("wal write failed", "err", err)
@@ -93,11 +116,13 @@ func (st *Store) commitPending() {
 			}
 			toSync = append(toSync, st.wal.f)
 		}
+		flushAll := flushReq != st.flushDone
 		st.mu.Unlock()
-		if len(ops) == 0 {
+		now := time.Now()
+		if len(ops) == 0 && !flushAll && !st.heldDue(now) {
 			return
 		}
-		if st.opts.SyncWrites {
+		if st.opts.SyncWrites && len(toSync) > 0 {
 			var err error
 			for _, f := range toSync {
 				if serr := f.sync(); serr != nil && err == nil {
@@ -113,19 +138,24 @@ func (st *Store) commitPending() {
 				st.mu.Unlock()
 			}
 		}
-		err := st.apply(ops)
+		err := st.applyHolding(ops, first, now)
+		if ferr := st.flushHeld(flushAll, now); ferr != nil {
+			err = errors.Join(err, ferr)
+		}
 		if err != nil {
 			st.failed.Store(true)
 			st.log.Error("store commit failed", "err", err, "writes", len(ops))
 		}
+		minHeld := st.minHeldTicket()
 		st.mu.Lock()
 		st.committed = t
 		st.commitErr = err
+		st.flushDone = flushReq
 		var done []sealedSegment
 		if !st.failed.Load() {
 			keep := st.wal.sealed[:0]
 			for _, sg := range st.wal.sealed {
-				if sg.ticket <= t {
+				if sg.ticket <= t && (minHeld == 0 || sg.ticket < minHeld) {
 					done = append(done, sg)
 				} else {
 					keep = append(keep, sg)
@@ -141,13 +171,38 @@ func (st *Store) commitPending() {
 				st.log.Warn("wal segment not removed", "err", rerr)
 			}
 		}
+		if len(ops) == 0 {
+			return
+		}
 	}
 }
 
+// applyHolding applies ops, holding back the records they create (see
+// hold.go); ticket is a lower bound of the tickets of ops.
+func (st *Store) applyHolding(ops []op, ticket uint64, now time.Time) error {
+	if !st.holding() {
+		return st.apply(ops)
+	}
+	rest := ops[:0:0]
+	for _, o := range ops {
+		if !st.hold(o, ticket, now) {
+			rest = append(rest, o)
+		}
+	}
+	if len(rest) == 0 {
+		return nil
+	}
+	return st.applyNow(rest)
+}
+
 // apply writes ops in order, in as few Badger transactions as their size
-// allows. A set and a later delete of the same key inside one transaction
-// leave only the delete.
-func (st *Store) apply(ops []op) error {
+// allows, leaving out keys both created and deleted within ops.
+func (st *Store) apply(ops []op) error { return st.applyOps(ops, shortLived(ops)) }
+
+// applyNow writes ops in order as they are.
+func (st *Store) applyNow(ops []op) error { return st.applyOps(ops, nil) }
+
+func (st *Store) applyOps(ops []op, skip []bool) error {
 	var errs []error
 	txn := st.db.NewTransaction(true)
 	n := 0
@@ -173,7 +228,6 @@ func (st *Store) apply(ops []op) error {
 		}
 		n++
 	}
-	skip := shortLived(ops)
 	for i, o := range ops {
 		if skip != nil && skip[i] {
 			continue

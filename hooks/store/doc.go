@@ -42,9 +42,12 @@
 // acknowledgement: the log's segments are preallocated and memory-mapped, so
 // an append is a copy (one write(2) where mmap is unavailable). A committer
 // goroutine applies the log to Badger (dir/db) in batches (group commit,
-// lingering 2 ms so that records created and acknowledged within the window
-// never reach Badger) and deletes segments once applied. Open replays what a
-// crash left in the log, up to the first torn record.
+// lingering 2 ms) and deletes segments once applied. It holds newly created
+// outbound records in memory for Options.HoldDelay (250 ms) before writing
+// them: a message acknowledged within the hold never costs a Badger write
+// (set then delete), and the WAL segments holding such a record are kept
+// until it is in Badger or deleted (see hold.go). Open replays what a crash
+// left in the log, up to the first torn record.
 //
 // QoS 2 is exactly once across restarts and crashes because every record is
 // durable before the packet that relies on it leaves the broker (see

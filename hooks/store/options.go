@@ -41,6 +41,12 @@ type Options struct {
 	// the latency of acknowledgements.
 	CommitDelay time.Duration
 
+	// HoldDelay is how long a newly created outbound record stays out of
+	// Badger (default 250 ms; negative: none). It is durable in the
+	// write-ahead log meanwhile; a message acknowledged within it never
+	// costs a Badger write. Longer holds keep more WAL segments on disk.
+	HoldDelay time.Duration
+
 	// MaxBatch caps the number of writes in one group commit (default 4096).
 	MaxBatch int
 
@@ -73,6 +79,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.CommitDelay == 0 {
 		o.CommitDelay = 2 * time.Millisecond
+	}
+	if o.HoldDelay == 0 {
+		o.HoldDelay = 250 * time.Millisecond
 	}
 	if o.MaxBatch <= 0 {
 		o.MaxBatch = 4096

@@ -45,6 +45,12 @@ type Store struct {
 	walBuf    []op // queued writes not yet in the WAL (enqueueLazy)
 	closed    bool
 	commitErr error
+	flushReq  uint64 // Sync calls that asked for every held record in Badger
+	flushDone uint64 // flushReq as of the last group commit
+
+	// outbound records held back from Badger (committer goroutine; hold.go)
+	held      map[string]*heldRec
+	heldQ     []*heldRec // in creation order
 	kick      chan struct{}
 	quit      chan struct{}
 	abort     atomic.Bool
@@ -134,6 +140,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		willDue:   map[*mqtt.Client]int64{},
 		willHeld:  map[*mqtt.Client]mqtt.Will{},
 		wills:     map[string]pendingWill{},
+		held:      map[string]*heldRec{},
 
 		subCache: map[string]cachedSubs{},
 	}
@@ -354,12 +361,19 @@ func (st *Store) waitDurable(t uint64) error {
 	return nil
 }
 
-// waitApplied blocks until every write queued so far is in Badger.
+// waitApplied blocks until every write queued so far is in Badger, held
+// records included.
 func (st *Store) waitApplied() error {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	t := st.ticket
-	for st.committed < t && !st.closed {
+	st.flushReq++
+	req := st.flushReq
+	select {
+	case st.kick <- struct{}{}:
+	default:
+	}
+	for (st.committed < t || st.flushDone < req) && !st.closed {
 		st.cond.Wait()
 	}
 	if st.closed {
