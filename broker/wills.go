@@ -27,8 +27,10 @@ import (
 // DISCONNECT or by a re-authentication whose grants no longer cover its
 // topic) still applies: mochi does not call OnWill then.
 //
-// Delayed Wills live in memory: a broker restart drops them, as a
-// graceful shutdown does (a shutdown is not a client failure).
+// Delayed Wills live in memory: a shutdown drops them (a shutdown is not a
+// client failure). With a store, the store keeps a waiting Will with all its
+// properties in the session record (WillDelayed, WillDone) and publishes it
+// when due after the restart (hooks/store wills.go).
 type wills struct {
 	mu      sync.Mutex
 	conns   map[*mqtt.Client]*connWill // each established connection with a Will
@@ -178,7 +180,7 @@ func (h *lifecycleHook) OnWill(cl *mqtt.Client, will mqtt.Will) (mqtt.Will, erro
 	if d := h.settleWill(cl.ID, &c, superseded, superseded && l.clean); d > 0 && h.b.store != nil {
 		// The store keeps the waiting Will in the session record, so a
 		// restart does not lose it (hooks/store wills.go).
-		h.b.store.WillDelayed(cl, will, time.Now().Add(d))
+		h.b.store.WillDelayed(cl, will, c.props, time.Now().Add(d))
 	}
 	return mqtt.Will{}, nil
 }

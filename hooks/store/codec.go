@@ -55,6 +55,23 @@ type willRec struct {
 	// Will is pending. Optional at the end of the record (older records
 	// have none).
 	Due int64
+
+	// The MQTT 5 Will properties besides the user properties, so that a
+	// Will published after a restart carries them as a live one does
+	// [MQTT-3.1.3-10]. Optional after Due (see willPropsSet).
+	PayloadFormat     byte
+	PayloadFormatFlag bool
+	MessageExpiry     uint32 // the Will's Message Expiry Interval; counts from its publication
+	ContentType       string
+	ResponseTopic     string
+	CorrelationData   []byte
+}
+
+// hasProps reports whether the Will carries any of the optional properties
+// written after Due.
+func (w *willRec) hasProps() bool {
+	return w.PayloadFormatFlag || w.PayloadFormat != 0 || w.MessageExpiry != 0 ||
+		w.ContentType != "" || w.ResponseTopic != "" || len(w.CorrelationData) > 0
 }
 
 // subRec is a persisted subscription; the client and filter are in the key.
@@ -256,7 +273,7 @@ func (d *dec) done() error {
 // --- records ---
 
 func (r *sessionRec) encode() []byte {
-	e := newEnc(kindSession, 64+len(r.Username)+len(r.Will.Payload))
+	e := newEnc(kindSession, 64+len(r.Username)+len(r.Will.Payload)+len(r.Will.ContentType)+len(r.Will.ResponseTopic)+len(r.Will.CorrelationData))
 	e.byte1(r.ProtocolVersion)
 	e.flags(r.Clean, r.ExpirySet, r.RequestProblemInfoFlag, r.Will.Retain)
 	e.bytes(r.Username)
@@ -276,6 +293,17 @@ func (r *sessionRec) encode() []byte {
 	e.uv(uint64(r.Will.Delay))
 	e.users(r.Will.User)
 	e.sv(r.Will.Due)
+	if r.Will.hasProps() {
+		// willPropsSet: flags (bit 0: payload format present), payload
+		// format, message expiry, content type, response topic,
+		// correlation data.
+		e.flags(r.Will.PayloadFormatFlag)
+		e.byte1(r.Will.PayloadFormat)
+		e.uv(uint64(r.Will.MessageExpiry))
+		e.str(r.Will.ContentType)
+		e.str(r.Will.ResponseTopic)
+		e.bytes(r.Will.CorrelationData)
+	}
 	return e.b
 }
 
@@ -302,6 +330,20 @@ func decodeSession(b []byte) (sessionRec, error) {
 	r.Will.User = d.users()
 	if d.err == nil && len(d.b) > 0 {
 		r.Will.Due = d.sv()
+	}
+	// willPropsSet: optional after Due. Records written before the Will
+	// properties were kept (and records whose Will has none) end at Due and
+	// read as a Will without them. Appending an optional set at the end is
+	// backward compatible, so the value format and schemaVersion stay 1;
+	// an older build reading a record that has the set rejects it as
+	// corrupt (trailing bytes): downgrades are not supported.
+	if d.err == nil && len(d.b) > 0 {
+		d.flags(&r.Will.PayloadFormatFlag)
+		r.Will.PayloadFormat = d.byte1()
+		r.Will.MessageExpiry = uint32(d.uvMax(1<<32 - 1))
+		r.Will.ContentType = d.str()
+		r.Will.ResponseTopic = d.str()
+		r.Will.CorrelationData = d.bytes()
 	}
 	return r, d.done()
 }

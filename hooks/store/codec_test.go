@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"errors"
 	"reflect"
 	"strings"
@@ -32,6 +33,101 @@ func TestSessionRoundTrip(t *testing.T) {
 	old = old[:len(old)-1] // the zero varint of Due
 	if out, err = decodeSession(old); err != nil || !reflect.DeepEqual(in, out) {
 		t.Fatalf("record without Due: %+v, %v", out, err)
+	}
+}
+
+// A session record with a Will carrying every MQTT 5 property decodes to
+// the same record, and its Will to a PUBLISH with every property.
+func TestSessionWillPropertiesRoundTrip(t *testing.T) {
+	t.Parallel()
+	in := sessionRec{
+		ProtocolVersion: 5, ExpirySet: true, Listener: "tcp", ExpiryInterval: 300, Disconnected: 1_700_000_000,
+		Will: willRec{
+			Flag: 1, Topic: "will/t", Payload: []byte("bye"), Qos: 2, Retain: true, Delay: 30,
+			User: []packets.UserProperty{{Key: "z", Val: "1"}, {Key: "a", Val: "2"}}, Due: 1_700_000_030,
+			PayloadFormat: 1, PayloadFormatFlag: true, MessageExpiry: 1<<32 - 1, ContentType: "text/plain",
+			ResponseTopic: "reply/t", CorrelationData: []byte{0, 1, 0xff},
+		},
+	}
+	out, err := decodeSession(in.encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(in, out) {
+		t.Fatalf("round trip:\n got %+v\nwant %+v", out, in)
+	}
+	pk := out.Will.packet()
+	want := packets.Properties{
+		User: in.Will.User, PayloadFormat: 1, PayloadFormatFlag: true, MessageExpiryInterval: 1<<32 - 1,
+		ContentType: "text/plain", ResponseTopic: "reply/t", CorrelationData: []byte{0, 1, 0xff},
+	}
+	if pk.TopicName != "will/t" || string(pk.Payload) != "bye" || pk.FixedHeader.Qos != 2 || !pk.FixedHeader.Retain ||
+		!reflect.DeepEqual(pk.Properties, want) {
+		t.Fatalf("Will packet %+v, want every property", pk)
+	}
+	// One property alone is kept too (the set is written when any is).
+	for _, w := range []willRec{
+		{Flag: 1, Topic: "t", PayloadFormatFlag: true},
+		{Flag: 1, Topic: "t", MessageExpiry: 5},
+		{Flag: 1, Topic: "t", CorrelationData: []byte{0}},
+	} {
+		r := sessionRec{ProtocolVersion: 5, Will: w}
+		if out, err := decodeSession(r.encode()); err != nil || !reflect.DeepEqual(r, out) {
+			t.Fatalf("Will %+v: got %+v, %v", w, out.Will, err)
+		}
+	}
+}
+
+// A session record in the layout written before the Will properties were
+// kept (bytes built by hand) still decodes: its Will reads as one without
+// them. And a record whose Will has none is written in that same layout.
+func TestSessionDecodesLayoutWithoutWillProperties(t *testing.T) {
+	t.Parallel()
+	old := []byte{
+		valueVersion, kindSession,
+		5,                          // protocol version
+		0b1010,                     // flags: clean 0, expiry set 1, problem info flag 0, will retain 1
+		5, 'a', 'l', 'i', 'c', 'e', // username
+		3, 't', 'c', 'p', // listener
+		0xac, 0x02, // session expiry 300
+		0x80, 0x80, 0x80, 0x80, 0x0c, // disconnected: zigzag(1_610_612_736)
+		10,               // receive maximum
+		5,                // topic alias maximum
+		0x80, 0x80, 0x40, // maximum packet size 1 << 20
+		1,                 // request problem info
+		0,                 // request response info
+		1, 1, 'k', 1, 'v', // user properties: k=v
+		1,                               // will flag
+		6, 'w', 'i', 'l', 'l', '/', 't', // will topic
+		3, 'b', 'y', 'e', // will payload
+		1,                 // will qos
+		30,                // will delay
+		1, 1, 'a', 1, 'b', // will user properties: a=b
+		0x3c, // due: zigzag(30)
+	}
+	want := sessionRec{
+		ProtocolVersion: 5, ExpirySet: true, Username: []byte("alice"), Listener: "tcp", ExpiryInterval: 300,
+		Disconnected: 1 << 29 * 3, ReceiveMaximum: 10, TopicAliasMaximum: 5, MaximumPacketSize: 1 << 20,
+		RequestProblemInfo: 1, User: []packets.UserProperty{{Key: "k", Val: "v"}},
+		Will: willRec{Flag: 1, Topic: "will/t", Payload: []byte("bye"), Qos: 1, Retain: true, Delay: 30,
+			User: []packets.UserProperty{{Key: "a", Val: "b"}}, Due: 30},
+	}
+	got, err := decodeSession(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("old layout:\n got %+v\nwant %+v", got, want)
+	}
+	if enc := want.encode(); !bytes.Equal(enc, old) {
+		t.Fatalf("a Will without properties is no longer written in the old layout:\n got %x\nwant %x", enc, old)
+	}
+	// A truncated property set is corrupt, not a Will without properties.
+	withProps := want
+	withProps.Will.ContentType = "text/plain"
+	b := withProps.encode()
+	if _, err := decodeSession(b[:len(b)-2]); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("truncated Will properties: err = %v, want ErrCorrupt", err)
 	}
 }
 

@@ -149,11 +149,33 @@ func (st *Store) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 // putSession stores cl's session; willDue is when its delayed Will is to be
 // published (0: none pending).
 func (st *Store) putSession(cl *mqtt.Client, disconnected, willDue int64) {
-	st.putSessionWill(cl, disconnected, cl.Properties.Will, willDue)
+	st.putSessionWill(cl, disconnected, willRecord(cl.Properties.Will, packets.Properties{}, willDue))
+}
+
+// willRecord builds the stored form of a Will: mochi's Will, its MQTT 5
+// properties (mochi's Will keeps only the user properties; props holds the
+// CONNECT's Will properties, zero when unknown) and when it is due.
+func willRecord(will mqtt.Will, props packets.Properties, due int64) willRec {
+	return willRec{
+		Flag:              will.Flag,
+		Topic:             will.TopicName,
+		Payload:           will.Payload,
+		Qos:               will.Qos,
+		Retain:            will.Retain,
+		Delay:             will.WillDelayInterval,
+		User:              will.User,
+		Due:               due,
+		PayloadFormat:     props.PayloadFormat,
+		PayloadFormatFlag: props.PayloadFormatFlag,
+		MessageExpiry:     props.MessageExpiryInterval,
+		ContentType:       props.ContentType,
+		ResponseTopic:     props.ResponseTopic,
+		CorrelationData:   props.CorrelationData,
+	}
 }
 
 // putSessionWill stores cl's session with will as its Will.
-func (st *Store) putSessionWill(cl *mqtt.Client, disconnected int64, will mqtt.Will, willDue int64) {
+func (st *Store) putSessionWill(cl *mqtt.Client, disconnected int64, will willRec) {
 	p := cl.Properties
 	r := sessionRec{
 		ProtocolVersion:        p.ProtocolVersion,
@@ -170,16 +192,7 @@ func (st *Store) putSessionWill(cl *mqtt.Client, disconnected int64, will mqtt.W
 		RequestProblemInfoFlag: p.Props.RequestProblemInfoFlag,
 		RequestResponseInfo:    p.Props.RequestResponseInfo,
 		User:                   p.Props.User,
-		Will: willRec{
-			Flag:    will.Flag,
-			Topic:   will.TopicName,
-			Payload: will.Payload,
-			Qos:     will.Qos,
-			Retain:  will.Retain,
-			Delay:   will.WillDelayInterval,
-			User:    will.User,
-			Due:     willDue,
-		},
+		Will:                   will,
 	}
 	st.enqueue(op{kind: opSet, key: sessionKey(cl.ID), val: r.encode()})
 }
@@ -210,7 +223,8 @@ func (st *Store) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
 	}
 	if persistent(cl) {
 		if isHeld {
-			st.putSessionWill(cl, st.now(), held, due)
+			held.Due = due
+			st.putSessionWill(cl, st.now(), held)
 		} else {
 			st.putSession(cl, st.now(), due)
 		}

@@ -16,6 +16,10 @@ import (
 
 // schemaVersion is the version of the key and value layout written by this
 // code. Open refuses newer versions; older ones would be migrated here.
+// Version 1 has only grown by optional fields at the end of a record (the
+// session's Will Due time, then the Will's MQTT 5 properties), which records
+// written before them decode without (decodeSession): no migration, so no
+// new version.
 const schemaVersion uint64 = 1
 
 // Store is a mochi storage hook on Badger. Create it with Open, register it
@@ -70,7 +74,7 @@ type Store struct {
 	owed      map[*mqtt.Client]uint64      // client -> ticket its next acknowledgement must wait for
 	known     map[string]bool              // clients that may have records (persistent sessions seen)
 	willDue   map[*mqtt.Client]int64       // ending connection -> when its delayed Will is due
-	willHeld  map[*mqtt.Client]mqtt.Will   // ending connection -> its Will, held by a hook before the store (WillDelayed)
+	willHeld  map[*mqtt.Client]willRec     // ending connection -> its Will, held by a hook before the store (WillDelayed)
 
 	// delayed Wills of restored sessions, published by willLoop
 	willMu    sync.Mutex
@@ -138,7 +142,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		owed:      map[*mqtt.Client]uint64{},
 		known:     map[string]bool{},
 		willDue:   map[*mqtt.Client]int64{},
-		willHeld:  map[*mqtt.Client]mqtt.Will{},
+		willHeld:  map[*mqtt.Client]willRec{},
 		wills:     map[string]pendingWill{},
 		held:      map[string]*heldRec{},
 

@@ -24,14 +24,17 @@ import (
 
 // WillDelayed records, from a hook's OnWill (before mochi calls the store's
 // OnDisconnect), that cl's Will was taken over by that hook and is due at
-// due. will is the Will as the client sent it.
-func (st *Store) WillDelayed(cl *mqtt.Client, will mqtt.Will, due time.Time) {
+// due. will is the Will as the client sent it and props its MQTT 5 Will
+// properties from the CONNECT (Payload Format Indicator, Message Expiry
+// Interval, Content Type, Response Topic, Correlation Data; zero for MQTT
+// 3): a Will published after a restart carries them all.
+func (st *Store) WillDelayed(cl *mqtt.Client, will mqtt.Will, props packets.Properties, due time.Time) {
 	if cl.Net.Inline || !persistent(cl) {
 		return
 	}
 	st.idx.Lock()
 	st.willDue[cl] = due.Unix()
-	st.willHeld[cl] = will
+	st.willHeld[cl] = willRecord(will, props, 0)
 	st.idx.Unlock()
 }
 
@@ -46,7 +49,7 @@ func (st *Store) WillDone(id string) {
 	known := st.known[id]
 	st.idx.Unlock()
 	if known {
-		st.putSessionWill(cl, cl.StopTime(), mqtt.Will{}, 0)
+		st.putSessionWill(cl, cl.StopTime(), willRec{})
 	}
 }
 
@@ -164,13 +167,7 @@ func (st *Store) publishRestoredWill(cid string, w pendingWill, now int64) {
 	case !ok && now < w.ends:
 		return // the session was replaced before its end
 	}
-	will := w.rec.Will
-	pk := packets.Packet{
-		FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: will.Qos, Retain: will.Retain},
-		TopicName:   will.Topic,
-		Payload:     will.Payload,
-		Properties:  packets.Properties{User: will.User},
-	}
+	pk := w.rec.Will.packet()
 	if pk.FixedHeader.Qos > 0 {
 		pk.PacketID = 1 // validity only: an inline publish is never acknowledged
 	}
@@ -186,5 +183,26 @@ func (st *Store) publishRestoredWill(cid string, w pendingWill, now int64) {
 		r := w.rec
 		r.Will = willRec{}
 		st.enqueue(op{kind: opSet, key: sessionKey(cid), val: r.encode()})
+	}
+}
+
+// packet builds the PUBLISH of a restored Will with every property it was
+// sent with, as the broker builds a live one [MQTT-3.1.3-10]. Its Message
+// Expiry Interval is the Will's own: mochi counts it from this publication,
+// as for a live Will, not from the CONNECT.
+func (w *willRec) packet() packets.Packet {
+	return packets.Packet{
+		FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: w.Qos, Retain: w.Retain}, // [MQTT-3.1.2-14] [MQTT-3.1.2-15]
+		TopicName:   w.Topic,
+		Payload:     w.Payload,
+		Properties: packets.Properties{
+			User:                  w.User, // in order
+			PayloadFormat:         w.PayloadFormat,
+			PayloadFormatFlag:     w.PayloadFormatFlag,
+			MessageExpiryInterval: w.MessageExpiry,
+			ContentType:           w.ContentType,
+			ResponseTopic:         w.ResponseTopic,
+			CorrelationData:       w.CorrelationData,
+		},
 	}
 }
