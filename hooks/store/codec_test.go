@@ -218,6 +218,20 @@ func FuzzDecodeMsg(f *testing.F) {
 	})
 }
 
+func FuzzDecodeSession(f *testing.F) {
+	f.Add((&sessionRec{ProtocolVersion: 5, Will: willRec{Flag: 1, Topic: "w", Due: 9}}).encode())
+	f.Add((&sessionRec{ProtocolVersion: 5, Will: willRec{Flag: 1, Topic: "w", Due: 9, ContentType: "c", CorrelationData: []byte{1}}}).encode())
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := decodeSession(b) // must never panic
+		if err == nil {
+			again, err := decodeSession(r.encode())
+			if err != nil || !reflect.DeepEqual(r, again) {
+				t.Fatalf("re-encode mismatch: %v", err)
+			}
+		}
+	})
+}
+
 func TestKeysDoNotCollide(t *testing.T) {
 	t.Parallel()
 	ids := []string{"", "a", "ab", "a:b", "a\x00", "\x01a", strings.Repeat("x", 127), strings.Repeat("x", 128), "SUB_", "ü"}
