@@ -1,4 +1,4 @@
 package broker
 
-// OldestParked exposes oldestParked to the external tests.
-var OldestParked = oldestParked
+// ParkedInOrder exposes parkedInOrder to the external tests.
+var ParkedInOrder = parkedInOrder

@@ -22,8 +22,9 @@ type coreHook struct {
 	floor    uint16
 	ceiling  uint16
 	provides [256]bool
-	parkMu   sync.Mutex // serialises unparking; taken only when a client may have parked messages
-	ids      sync.Map   // client id -> *idSpace, for sessions with collided packet ids
+	parkMu   sync.Mutex                // serialises unparking; taken only when a client may have parked messages
+	parkQ    map[*mqtt.Client][]uint16 // client -> ids of its parked messages, oldest first (receivemax.go)
+	ids      sync.Map                  // client id -> *idSpace, for sessions with collided packet ids
 	to       *takeovers
 	exp      *expiries
 }
@@ -95,6 +96,7 @@ func (h *coreHook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 
 func (h *coreHook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 	h.takeoverEnded(cl)
+	h.forgetParked(cl)
 	if expire && !cl.IsTakenOver() {
 		h.forgetIDs(cl.ID)
 	}

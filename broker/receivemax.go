@@ -29,7 +29,7 @@ func (h *coreHook) OnQosComplete(cl *mqtt.Client, pk packets.Packet) {
 		return
 	}
 	h.parkMu.Lock()
-	p, ok := oldestParked(cl.State.Inflight.GetAll(false))
+	p, ok := h.nextParked(cl)
 	if ok {
 		p = unpark(cl, p)
 		cl.State.Inflight.DecreaseSendQuota()
@@ -65,29 +65,64 @@ func unpark(cl *mqtt.Client, p packets.Packet) packets.Packet {
 	return p
 }
 
-// oldestParked returns the parked PUBLISH that was queued first. Packet ids
-// are allocated in increasing order modulo 2^16, so the oldest is the one
-// after the largest gap between consecutive ids on the circle.
-func oldestParked(inflight []packets.Packet) (packets.Packet, bool) {
-	var parked []packets.Packet
+// nextParked returns cl's oldest parked message. The order comes from a
+// queue of packet ids built from the session when the previous one ran out:
+// a message parked later is younger than every one in the queue, so
+// rebuilding only when it is empty keeps publish order, and an
+// acknowledgement costs O(log n) amortised instead of a scan and sort of
+// the whole session (up to MaxOfflineQueue messages) each time. An id that
+// is no longer parked (sent, expired, dropped) is skipped. Called with
+// parkMu held.
+func (h *coreHook) nextParked(cl *mqtt.Client) (packets.Packet, bool) {
+	q := h.parkQ[cl]
+	for rebuilt := false; ; {
+		if len(q) == 0 {
+			if rebuilt {
+				delete(h.parkQ, cl)
+				return packets.Packet{}, false
+			}
+			q, rebuilt = parkedInOrder(cl.State.Inflight.GetAll(false)), true
+			continue
+		}
+		id := q[0]
+		q = q[1:]
+		if p, ok := cl.State.Inflight.Get(id); ok && p.FixedHeader.Type == packets.Publish && p.Expiry == parkedExpiry {
+			if h.parkQ == nil {
+				h.parkQ = map[*mqtt.Client][]uint16{}
+			}
+			h.parkQ[cl] = q
+			return p, true
+		}
+	}
+}
+
+// forgetParked drops a closed connection's queue.
+func (h *coreHook) forgetParked(cl *mqtt.Client) {
+	h.parkMu.Lock()
+	delete(h.parkQ, cl)
+	h.parkMu.Unlock()
+}
+
+// parkedInOrder returns the ids of the parked PUBLISHes, oldest first.
+// Packet ids are allocated in increasing order modulo 2^16, so the oldest is
+// the one after the largest gap between consecutive ids on the circle.
+func parkedInOrder(inflight []packets.Packet) []uint16 {
+	var ids []uint16
 	for _, p := range inflight {
 		if p.FixedHeader.Type == packets.Publish && p.Expiry == parkedExpiry {
-			parked = append(parked, p)
+			ids = append(ids, p.PacketID)
 		}
 	}
-	switch len(parked) {
-	case 0:
-		return packets.Packet{}, false
-	case 1:
-		return parked[0], true
+	if len(ids) < 2 {
+		return ids
 	}
-	slices.SortFunc(parked, func(a, b packets.Packet) int { return int(a.PacketID) - int(b.PacketID) })
+	slices.Sort(ids)
 	start, gap := 0, 0
-	for i := range parked {
-		next := parked[(i+1)%len(parked)].PacketID
-		if d := int(uint16(next - parked[i].PacketID)); d > gap {
-			gap, start = d, (i+1)%len(parked)
+	for i := range ids {
+		next := ids[(i+1)%len(ids)]
+		if d := int(uint16(next - ids[i])); d > gap {
+			gap, start = d, (i+1)%len(ids)
 		}
 	}
-	return parked[start], true
+	return append(ids[start:], ids[:start]...)
 }

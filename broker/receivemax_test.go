@@ -3,6 +3,7 @@ package broker_test
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -74,18 +75,18 @@ func receiveMaximumDelivery(t *testing.T, store bool) {
 	}
 }
 
-func TestOldestParkedFollowsPacketIDsAcrossTheWrap(t *testing.T) {
+func TestParkedOrderFollowsPacketIDsAcrossTheWrap(t *testing.T) {
 	mk := func(id uint16) packets.Packet {
 		return packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}, PacketID: id, Expiry: -1}
 	}
 	cases := []struct {
 		name string
 		ids  []uint16
-		want uint16
+		want []uint16
 	}{
-		{"no wrap", []uint16{7, 5, 6}, 5},
-		{"across the wrap", []uint16{2, 65534, 1, 65535}, 65534},
-		{"single", []uint16{42}, 42},
+		{"no wrap", []uint16{7, 5, 6}, []uint16{5, 6, 7}},
+		{"across the wrap", []uint16{2, 65534, 1, 65535}, []uint16{65534, 65535, 1, 2}},
+		{"single", []uint16{42}, []uint16{42}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -94,9 +95,8 @@ func TestOldestParkedFollowsPacketIDsAcrossTheWrap(t *testing.T) {
 				in = append(in, mk(id))
 			}
 			in = append(in, packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}, PacketID: 3}) // sent, not parked
-			got, ok := broker.OldestParked(in)
-			if !ok || got.PacketID != tc.want {
-				t.Fatalf("oldest = %d (%v), want %d", got.PacketID, ok, tc.want)
+			if got := broker.ParkedInOrder(in); !slices.Equal(got, tc.want) {
+				t.Fatalf("order = %v, want %v", got, tc.want)
 			}
 		})
 	}
