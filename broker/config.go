@@ -139,6 +139,11 @@ type Limits struct {
 	// clients are told in CONNACK; MQTT 3 clients cannot be told, and are
 	// disconnected after 1.5x the ceiling of silence.
 	KeepaliveCeiling time.Duration `yaml:"keepalive_ceiling"`
+	// WriteTimeout closes a connection whose client takes no data for this
+	// long (64 KiB at a time) while the broker writes to it: a client that
+	// stops reading would otherwise stall every publisher sending it QoS 1/2
+	// messages. 0 turns the bound off.
+	WriteTimeout time.Duration `yaml:"write_timeout"`
 }
 
 // DefaultConfig returns a fresh configuration: a TCP listener on
@@ -168,6 +173,7 @@ func DefaultLimits() Limits {
 		MaxSessionExpiry: 7 * 24 * time.Hour,
 		KeepaliveFloor:   5 * time.Minute,
 		KeepaliveCeiling: math.MaxUint16 * time.Second,
+		WriteTimeout:     30 * time.Second,
 	}
 }
 
@@ -281,6 +287,9 @@ func (l Limits) validate() []error {
 	}
 	if l.KeepaliveCeiling < time.Second || l.KeepaliveCeiling > math.MaxUint16*time.Second {
 		bad("keepalive_ceiling %s is outside 1s..65535s", l.KeepaliveCeiling)
+	}
+	if l.WriteTimeout < 0 {
+		bad("write_timeout must not be negative")
 	}
 	if l.KeepaliveFloor > l.KeepaliveCeiling {
 		bad("keepalive_floor %s is above keepalive_ceiling %s", l.KeepaliveFloor, l.KeepaliveCeiling)

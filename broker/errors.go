@@ -16,4 +16,9 @@ var (
 	// ErrUnknownListener is returned by operations naming a listener that is
 	// not configured.
 	ErrUnknownListener = errors.New("broker: unknown listener")
+
+	// ErrWriteStalled ends a connection whose client accepted no data for
+	// Limits.WriteTimeout: it stopped reading, and the broker's writes to
+	// it (and every publisher routing QoS 1/2 messages to it) would wait.
+	ErrWriteStalled = errors.New("broker: client stopped reading (write timed out)")
 )

@@ -116,6 +116,8 @@ func disconnectReason(err error) string {
 	switch {
 	case err == nil, errors.Is(err, packets.CodeDisconnect):
 		return "normal"
+	case errors.Is(err, ErrWriteStalled):
+		return "write_stalled"
 	case errors.Is(err, io.EOF), errors.Is(err, mqtt.ErrConnectionClosed), errors.Is(err, net.ErrClosed):
 		return "connection_closed"
 	case errors.Is(err, packets.ErrKeepAliveTimeout), errors.Is(err, os.ErrDeadlineExceeded):

@@ -111,8 +111,14 @@ func (l *listener) Serve(establish listeners.EstablishFn) {
 		if err != nil {
 			return
 		}
-		l.handle(l.b.validating(&deadlineConn{Conn: conn}), establish)
+		l.handle(l.b.validating(l.b.deadlines(conn)), establish)
 	}
+}
+
+// deadlines wraps an accepted connection with the keepalive slack and the
+// write timeout.
+func (b *Broker) deadlines(c net.Conn) *deadlineConn {
+	return &deadlineConn{Conn: c, writeTimeout: b.cfg.Limits.WriteTimeout}
 }
 
 // handle runs one connection on its own goroutine, tracked and guarded.

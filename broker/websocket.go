@@ -75,7 +75,7 @@ func (w *wsServer) handle(rw http.ResponseWriter, r *http.Request) {
 	<-w.ready
 	// deadlineConn adds the keepalive slack (see slackConn) on top, the
 	// validating layer (validConn) the inbound protocol checks.
-	conn := w.l.b.validating(&deadlineConn{Conn: wsconn.New(c)})
+	conn := w.l.b.validating(w.l.b.deadlines(wsconn.New(c)))
 	if !w.l.track(conn) {
 		_ = conn.Close()
 		return

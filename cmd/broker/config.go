@@ -132,6 +132,7 @@ var settings = []setting{
 	{"max-message-expiry", "remove messages older than this even without their own expiry (0: never)", durationVar(func(c *fileConfig) *time.Duration { return &c.Limits.MaxMessageExpiry })},
 	{"keepalive-floor", "keepalive imposed on clients that ask for none", durationVar(func(c *fileConfig) *time.Duration { return &c.Limits.KeepaliveFloor })},
 	{"keepalive-ceiling", "largest keepalive a client may use", durationVar(func(c *fileConfig) *time.Duration { return &c.Limits.KeepaliveCeiling })},
+	{"write-timeout", "close a client that takes no data for this long (0: never)", durationVar(func(c *fileConfig) *time.Duration { return &c.Limits.WriteTimeout })},
 	{"log-format", "log format: text or json", func(c *fileConfig, v string) error { c.Log.Format = v; return nil }},
 	{"log-level", "log level: debug, info, warn or error", func(c *fileConfig, v string) error { c.Log.Level = v; return nil }},
 }
