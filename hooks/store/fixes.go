@@ -32,7 +32,10 @@ import (
 //     a new QoS 2 PUBLISH (the connection is closing), it returns without
 //     delivering the message but keeps the packet id as received, so the
 //     publisher's resend is taken for a duplicate and the message is lost.
-//     Fixes forgets the id again.
+//     Fixes forgets the id again. If the client's new connection has
+//     already cloned the session (with that PUBREC) meanwhile, it waits
+//     before its CONNACK until the old connection is done with the PUBLISH
+//     and drops the PUBREC that never left, rather than resend it.
 //   - QoS 2 resend after PUBREL: mochi resends its stored PUBRECs and
 //     PUBCOMPs when a session resumes (only PUBLISH and PUBREL are resent
 //     [MQTT-4.4.0-1]). A client resending a PUBLISH it has already released
@@ -77,6 +80,8 @@ type Fixes struct {
 	nResumed          atomic.Int64                               // len(resumed), read without the lock on the hot path
 	resuming          sync.Map                                   // *mqtt.Client resuming a session -> chan struct{}, closed when the resend is done
 	nResuming         atomic.Int64                               // entries in resuming
+	receiving         map[string]*receiving                      // client id -> new inbound QoS 2 PUBLISH its connection is processing
+	storeEnds         atomic.Bool                                // a store calls endReceive (attachStore)
 	onRetainedExpired func(topic string)
 }
 
@@ -107,15 +112,16 @@ func WithFixesClock(now func() time.Time) FixesOption {
 // that check to hold deliveries to a resuming session).
 func NewFixes(server *mqtt.Server, opts ...FixesOption) *Fixes {
 	f := &Fixes{
-		server:   server,
-		log:      slog.New(slog.NewTextHandler(io.Discard, nil)),
-		now:      time.Now,
-		order:    map[string]map[uint16]uint64{},
-		inQoS1:   map[string]uint16{},
-		rr:       map[string]uint64{},
-		chosen:   map[uint64]map[string]packets.Subscription{},
-		shadowed: map[*mqtt.Client]packets.Packet{},
-		resumed:  map[*mqtt.Client]map[uint16]bool{},
+		server:    server,
+		log:       slog.New(slog.NewTextHandler(io.Discard, nil)),
+		now:       time.Now,
+		order:     map[string]map[uint16]uint64{},
+		inQoS1:    map[string]uint16{},
+		rr:        map[string]uint64{},
+		chosen:    map[uint64]map[string]packets.Subscription{},
+		shadowed:  map[*mqtt.Client]packets.Packet{},
+		resumed:   map[*mqtt.Client]map[uint16]bool{},
+		receiving: map[string]*receiving{},
 	}
 	for _, o := range opts {
 		o(f)
@@ -137,6 +143,7 @@ var fixesProvides = func() (t [256]bool) {
 		mqtt.OnPacketRead,
 		mqtt.OnPacketProcessed,
 		mqtt.OnPacketSent,
+		mqtt.OnPacketEncode,
 		mqtt.OnSelectSubscribers,
 		mqtt.OnSessionEstablish,
 		mqtt.OnSessionEstablished,
@@ -188,8 +195,9 @@ func (f *Fixes) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet
 		f.mu.Unlock()
 	case pk.FixedHeader.Qos == 2 && inf.FixedHeader.Type == packets.Pubrec:
 		return f.duplicate(cl, pk), nil
-	default:
-		return pk, nil
+	}
+	if pk.FixedHeader.Qos == 2 {
+		f.startReceive(cl, pk.PacketID)
 	}
 	return pk, nil
 }
@@ -227,6 +235,9 @@ func (f *Fixes) OnPacketProcessed(cl *mqtt.Client, pk packets.Packet, err error)
 		// 0), so any PUBREC in flight for the id is this publish's own.
 		f.unreceive(cl, pk.PacketID)
 	}
+	if !f.storeEnds.Load() {
+		f.endReceive(cl, err != nil && pk.FixedHeader.Qos == 2)
+	}
 	f.mu.Lock()
 	inf, ok := f.shadowed[cl]
 	delete(f.shadowed, cl)
@@ -241,6 +252,15 @@ func (f *Fixes) OnPacketProcessed(cl *mqtt.Client, pk packets.Packet, err error)
 		return // still there (mochi refused the publish) or lost to QoS 2
 	}
 	cl.State.Inflight.Set(inf)
+}
+
+// OnPacketEncode holds a resumed session's CONNACK until the connection it
+// replaces is done with a QoS 2 PUBLISH (see awaitPredecessor).
+func (f *Fixes) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	if pk.FixedHeader.Type == packets.Connack && pk.SessionPresent && !cl.Net.Inline {
+		f.awaitPredecessor(cl)
+	}
+	return pk
 }
 
 // OnPacketSent restamps a resumed session's inflight messages in publish

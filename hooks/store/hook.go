@@ -67,6 +67,7 @@ func (st *Store) Init(config any) error {
 		c.Fixes.setRetainedExpired(func(topic string) {
 			st.enqueue(op{kind: opDelete, key: retainedKey(topic)})
 		})
+		c.Fixes.attachStore()
 	}
 	return nil
 }
@@ -396,10 +397,14 @@ func (st *Store) finishFanout(cl *mqtt.Client, seq uint64) []op {
 }
 
 // OnPacketProcessed ends write-aheads left open when mochi stopped
-// processing a publish early (see abandonPublish).
-func (st *Store) OnPacketProcessed(cl *mqtt.Client, pk packets.Packet, _ error) {
+// processing a publish early (see abandonPublish), then tells Fixes the
+// publish is over (a resuming connection may be waiting for it).
+func (st *Store) OnPacketProcessed(cl *mqtt.Client, pk packets.Packet, err error) {
 	if pk.FixedHeader.Type == packets.Publish && !cl.Net.Inline {
 		st.abandonPublish(cl)
+		if st.fixes != nil {
+			st.fixes.endReceive(cl, err != nil && pk.FixedHeader.Qos == 2)
+		}
 	}
 }
 
