@@ -32,10 +32,13 @@ import (
 //     a new QoS 2 PUBLISH (the connection is closing), it returns without
 //     delivering the message but keeps the packet id as received, so the
 //     publisher's resend is taken for a duplicate and the message is lost.
-//     Fixes forgets the id again. If the client's new connection has
-//     already cloned the session (with that PUBREC) meanwhile, it waits
-//     before its CONNACK until the old connection is done with the PUBLISH
-//     and drops the PUBREC that never left, rather than resend it.
+//     Fixes forgets the id again.
+//   - QoS 2 takeover mid-packet: a reconnecting client's new connection
+//     clones the session's inflight map while the old connection may still
+//     be processing a QoS 2 PUBLISH or PUBREL, so the new one can inherit a
+//     PUBREC that was never written (and then swallow the resend) or miss a
+//     release. The new connection waits before its CONNACK until the old
+//     one is done and applies the outcome to what it inherited.
 //   - QoS 2 resend after PUBREL: mochi resends its stored PUBRECs and
 //     PUBCOMPs when a session resumes (only PUBLISH and PUBREL are resent
 //     [MQTT-4.4.0-1]). A client resending a PUBLISH it has already released
@@ -80,8 +83,8 @@ type Fixes struct {
 	nResumed          atomic.Int64                               // len(resumed), read without the lock on the hot path
 	resuming          sync.Map                                   // *mqtt.Client resuming a session -> chan struct{}, closed when the resend is done
 	nResuming         atomic.Int64                               // entries in resuming
-	receiving         map[string]*receiving                      // client id -> new inbound QoS 2 PUBLISH its connection is processing
-	storeEnds         atomic.Bool                                // a store calls endReceive (attachStore)
+	inQoS2            map[string]*qos2Packet                     // client id -> inbound QoS 2 PUBLISH or PUBREL its connection is processing
+	storeEnds         atomic.Bool                                // a store ends each PUBLISH (attachStore)
 	onRetainedExpired func(topic string)
 }
 
@@ -112,16 +115,16 @@ func WithFixesClock(now func() time.Time) FixesOption {
 // that check to hold deliveries to a resuming session).
 func NewFixes(server *mqtt.Server, opts ...FixesOption) *Fixes {
 	f := &Fixes{
-		server:    server,
-		log:       slog.New(slog.NewTextHandler(io.Discard, nil)),
-		now:       time.Now,
-		order:     map[string]map[uint16]uint64{},
-		inQoS1:    map[string]uint16{},
-		rr:        map[string]uint64{},
-		chosen:    map[uint64]map[string]packets.Subscription{},
-		shadowed:  map[*mqtt.Client]packets.Packet{},
-		resumed:   map[*mqtt.Client]map[uint16]bool{},
-		receiving: map[string]*receiving{},
+		server:   server,
+		log:      slog.New(slog.NewTextHandler(io.Discard, nil)),
+		now:      time.Now,
+		order:    map[string]map[uint16]uint64{},
+		inQoS1:   map[string]uint16{},
+		rr:       map[string]uint64{},
+		chosen:   map[uint64]map[string]packets.Subscription{},
+		shadowed: map[*mqtt.Client]packets.Packet{},
+		resumed:  map[*mqtt.Client]map[uint16]bool{},
+		inQoS2:   map[string]*qos2Packet{},
 	}
 	for _, o := range opts {
 		o(f)
@@ -176,6 +179,7 @@ func (f *Fixes) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet
 	}
 	if pk.FixedHeader.Type == packets.Pubrel {
 		f.noteRelease(cl, pk.PacketID)
+		f.beginQoS2(cl, pk)
 		return pk, nil
 	}
 	if pk.FixedHeader.Type != packets.Publish || pk.FixedHeader.Qos == 0 {
@@ -197,7 +201,7 @@ func (f *Fixes) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet
 		return f.duplicate(cl, pk), nil
 	}
 	if pk.FixedHeader.Qos == 2 {
-		f.startReceive(cl, pk.PacketID)
+		f.beginQoS2(cl, pk)
 	}
 	return pk, nil
 }
@@ -227,6 +231,10 @@ func (f *Fixes) duplicate(cl *mqtt.Client, pk packets.Packet) packets.Packet {
 // inbound QoS 2 flow now holds that id until PUBREL, so only QoS 1 can be
 // repaired.
 func (f *Fixes) OnPacketProcessed(cl *mqtt.Client, pk packets.Packet, err error) {
+	if pk.FixedHeader.Type == packets.Pubrel {
+		f.endQoS2(cl, err != nil)
+		return
+	}
 	if pk.FixedHeader.Type != packets.Publish {
 		return
 	}
@@ -236,7 +244,7 @@ func (f *Fixes) OnPacketProcessed(cl *mqtt.Client, pk packets.Packet, err error)
 		f.unreceive(cl, pk.PacketID)
 	}
 	if !f.storeEnds.Load() {
-		f.endReceive(cl, err != nil && pk.FixedHeader.Qos == 2)
+		f.endQoS2(cl, err != nil && pk.FixedHeader.Qos == 2)
 	}
 	f.mu.Lock()
 	inf, ok := f.shadowed[cl]
@@ -255,7 +263,7 @@ func (f *Fixes) OnPacketProcessed(cl *mqtt.Client, pk packets.Packet, err error)
 }
 
 // OnPacketEncode holds a resumed session's CONNACK until the connection it
-// replaces is done with a QoS 2 PUBLISH (see awaitPredecessor).
+// replaces is done with a QoS 2 PUBLISH or PUBREL (see awaitPredecessor).
 func (f *Fixes) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
 	if pk.FixedHeader.Type == packets.Connack && pk.SessionPresent && !cl.Net.Inline {
 		f.awaitPredecessor(cl)

@@ -2,7 +2,6 @@ package store
 
 import (
 	"sync/atomic"
-	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -101,7 +100,7 @@ func (f *Fixes) releasedResend(cl *mqtt.Client, pk packets.Packet) bool {
 
 // forgetConnection drops what is kept per connection.
 func (f *Fixes) forgetConnection(cl *mqtt.Client) {
-	f.endReceive(cl, false) // mochi stopped before processing the PUBLISH (it failed validation)
+	f.endQoS2(cl, false) // mochi stopped before processing the packet (it failed validation)
 	f.mu.Lock()
 	if _, ok := f.resumed[cl]; ok {
 		delete(f.resumed, cl)
@@ -110,91 +109,3 @@ func (f *Fixes) forgetConnection(cl *mqtt.Client) {
 	delete(f.shadowed, cl)
 	f.mu.Unlock()
 }
-
-// predecessorWait bounds how long a resuming connection waits for the
-// connection it replaces to finish a QoS 2 PUBLISH. It is longer than
-// resumeHold: a predecessor delivering to its own client id is held in
-// OnACLCheck by this very resume, and that hold must give way first.
-const predecessorWait = 2 * resumeHold
-
-// receiving is a new inbound QoS 2 PUBLISH being processed on a connection.
-type receiving struct {
-	cl        *mqtt.Client
-	pid       uint16
-	abandoned bool          // set before done is closed: mochi could not write the PUBREC
-	done      chan struct{} // closed once the connection (and the store) are done with it
-}
-
-// Takeover during a QoS 2 PUBLISH: mochi stores the PUBREC in the client's
-// inflight map before it writes it, and a reconnecting client's new
-// connection clones that map (inheritClientSession) as soon as it arrives,
-// while the old connection's goroutine may still be between storing the
-// PUBREC and failing to write it. unreceive then forgets the id on the old
-// connection only, the new one resends the PUBREC of a message that was
-// never delivered, and takes the publisher's resend for a duplicate: the
-// message is lost (seen as a rare failure of
-// TestQoS2PublishWhosePubrecWasNotWrittenIsDeliveredOnResend under load).
-// The new connection therefore waits, before its CONNACK (mochi has cloned
-// the inflight map and stopped the old connection by then), until the old
-// one is done with the PUBLISH, and drops the inherited PUBREC if it was
-// never written.
-
-// startReceive notes that cl is processing a new QoS 2 PUBLISH with id pid.
-func (f *Fixes) startReceive(cl *mqtt.Client, pid uint16) {
-	r := &receiving{cl: cl, pid: pid, done: make(chan struct{})}
-	f.mu.Lock()
-	f.receiving[cl.ID] = r
-	f.mu.Unlock()
-}
-
-// endReceive ends the PUBLISH cl was processing, if any; abandoned reports
-// that its PUBREC was not written. With a store attached, the store calls it
-// once it has dropped its records of an abandoned PUBLISH, so that a
-// successor never races that cleanup with a resend of the same id.
-func (f *Fixes) endReceive(cl *mqtt.Client, abandoned bool) {
-	f.mu.Lock()
-	r, ok := f.receiving[cl.ID]
-	if ok && r.cl == cl {
-		delete(f.receiving, cl.ID)
-	} else {
-		ok = false
-	}
-	f.mu.Unlock()
-	if ok {
-		r.abandoned = abandoned
-		close(r.done)
-	}
-}
-
-// awaitPredecessor runs as a resumed session's CONNACK is encoded: it waits
-// for the connection cl replaces to finish a QoS 2 PUBLISH and drops the
-// PUBREC cl inherited for it if that PUBREC was never written.
-func (f *Fixes) awaitPredecessor(cl *mqtt.Client) {
-	f.mu.Lock()
-	r, ok := f.receiving[cl.ID]
-	f.mu.Unlock()
-	if !ok || r.cl == cl {
-		return
-	}
-	t := time.NewTimer(predecessorWait)
-	defer t.Stop()
-	select {
-	case <-r.done:
-	case <-t.C:
-		f.log.Warn("previous connection still processing a qos 2 publish", "client_id", cl.ID)
-		return
-	}
-	if !r.abandoned {
-		return
-	}
-	if inf, ok := cl.State.Inflight.Get(r.pid); ok && inf.FixedHeader.Type == packets.Pubrec {
-		// Not counted out of Info.Inflight: mochi did that when it cleared
-		// the old connection's copy.
-		cl.State.Inflight.Delete(r.pid)
-		f.log.Debug("inherited pubrec never written, id released", "client_id", cl.ID)
-	}
-}
-
-// attachStore tells Fixes that a store ends each PUBLISH (endReceive) after
-// its own cleanup.
-func (f *Fixes) attachStore() { f.storeEnds.Store(true) }

@@ -403,7 +403,7 @@ func (st *Store) OnPacketProcessed(cl *mqtt.Client, pk packets.Packet, err error
 	if pk.FixedHeader.Type == packets.Publish && !cl.Net.Inline {
 		st.abandonPublish(cl)
 		if st.fixes != nil {
-			st.fixes.endReceive(cl, err != nil && pk.FixedHeader.Qos == 2)
+			st.fixes.endQoS2(cl, err != nil && pk.FixedHeader.Qos == 2)
 		}
 	}
 }

@@ -9,36 +9,40 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 )
 
-// takeoverGate holds the publisher's connection right after mochi has
-// stored the PUBREC of a QoS 2 PUBLISH in its inflight map (and before it
-// writes it), cuts the connection there, and lets the old goroutine go on
-// only once the client's new connection has cloned that map (mochi then
-// clears the old copy and reports each entry dropped). That is the
-// interleaving a busy machine produces now and then: the old goroutine
-// descheduled between storing the PUBREC and failing to write it.
+// takeoverGate holds the publisher's connection goroutine at one point of
+// its processing of a QoS 2 packet, optionally cutting the connection there,
+// and lets it go on only once the client's new connection has cloned the
+// session (mochi then clears the old connection's inflight map and reports
+// each entry dropped). That is the interleaving a busy machine produces now
+// and then: the old goroutine descheduled while the client reconnects.
 type takeoverGate struct {
 	mqtt.HookBase
 	client    string
+	at        byte // mqtt.OnQosPublish, mqtt.OnPacketRead or mqtt.OnPacketSent
+	typ       byte // packet type held
+	cut       bool // close the connection when holding
 	inherited chan struct{}
+	timedOut  chan struct{}
 	held      sync.Once
 	cloned    sync.Once
-	timedOut  chan struct{}
 }
 
-func newTakeoverGate(client string) *takeoverGate {
-	return &takeoverGate{client: client, inherited: make(chan struct{}), timedOut: make(chan struct{})}
+func newTakeoverGate(at, typ byte, cut bool) *takeoverGate {
+	return &takeoverGate{client: "pub", at: at, typ: typ, cut: cut, inherited: make(chan struct{}), timedOut: make(chan struct{})}
 }
 
 func (g *takeoverGate) ID() string { return "test-takeover-gate" }
 
-func (g *takeoverGate) Provides(b byte) bool { return b == mqtt.OnQosPublish || b == mqtt.OnQosDropped }
+func (g *takeoverGate) Provides(b byte) bool { return b == g.at || b == mqtt.OnQosDropped }
 
-func (g *takeoverGate) OnQosPublish(cl *mqtt.Client, pk packets.Packet, _ int64, _ int) {
-	if cl.ID != g.client || pk.FixedHeader.Type != packets.Pubrec {
+func (g *takeoverGate) hold(cl *mqtt.Client, typ byte) {
+	if cl.ID != g.client || typ != g.typ {
 		return
 	}
 	g.held.Do(func() {
-		cl.Stop(packets.ErrServerShuttingDown)
+		if g.cut {
+			cl.Stop(packets.ErrServerShuttingDown)
+		}
 		select {
 		case <-g.inherited:
 		case <-time.After(waitFor):
@@ -47,57 +51,124 @@ func (g *takeoverGate) OnQosPublish(cl *mqtt.Client, pk packets.Packet, _ int64,
 	})
 }
 
-func (g *takeoverGate) OnQosDropped(cl *mqtt.Client, pk packets.Packet) {
-	if cl.ID == g.client && cl.IsTakenOver() && pk.FixedHeader.Type == packets.Pubrec {
+func (g *takeoverGate) OnQosPublish(cl *mqtt.Client, pk packets.Packet, _ int64, _ int) {
+	g.hold(cl, pk.FixedHeader.Type)
+}
+
+func (g *takeoverGate) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	g.hold(cl, pk.FixedHeader.Type)
+	return pk, nil
+}
+
+func (g *takeoverGate) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
+	g.hold(cl, pk.FixedHeader.Type)
+}
+
+func (g *takeoverGate) OnQosDropped(cl *mqtt.Client, _ packets.Packet) {
+	if cl.ID == g.client && cl.IsTakenOver() {
 		g.cloned.Do(func() { close(g.inherited) })
 	}
 }
 
+// waitCloned fails the test unless the new connection cloned the session
+// while the old one was held.
+func (g *takeoverGate) waitCloned(t *testing.T) {
+	t.Helper()
+	select {
+	case <-g.inherited:
+	case <-g.timedOut:
+		t.Fatal("the new connection never took over the session")
+	}
+}
+
+func storeVariants(t *testing.T, run func(t *testing.T, mods ...func(*brokerCfg))) {
+	t.Run("store", func(t *testing.T) { run(t) })
+	t.Run("nostore", func(t *testing.T) { run(t, func(c *brokerCfg) { c.noStore = true }) })
+}
+
 // The publisher's connection dies between mochi storing the PUBREC of a new
 // QoS 2 PUBLISH and writing it, and the client's new connection clones the
-// session's inflight map before the old connection has forgotten the id
-// again. The new connection resent that PUBREC (for a message never
-// delivered) and took the publisher's resend for a duplicate: the message
-// was lost. Run with and without a store: the store ends the publish for
-// Fixes once its own records are cleaned up.
+// session before the old connection has forgotten the id again. The new
+// connection resent that PUBREC (for a message never delivered) and took
+// the publisher's resend for a duplicate: the message was lost. With a
+// store, the store ends the publish for Fixes once its records are dropped.
 func TestQoS2PubrecInheritedMidPublishIsNotResent(t *testing.T) {
-	for _, store := range []bool{true, false} {
-		name := "store"
-		if !store {
-			name = "nostore"
-		}
-		t.Run(name, func(t *testing.T) {
-			gate := newTakeoverGate("pub")
-			mods := []func(*brokerCfg){withHooks(gate)}
-			if !store {
-				mods = append(mods, func(c *brokerCfg) { c.noStore = true })
-			}
-			b := startBroker(t, t.TempDir(), mods...)
-			sub, _ := dial(t, b.addr, "sub", connOpt{expiry: 300})
-			sub.subscribe(1, packets.Subscription{Filter: "eo/#", Qos: 2})
-			pub, _ := dial(t, b.addr, "pub", connOpt{expiry: 300, noAck: true})
+	storeVariants(t, func(t *testing.T, mods ...func(*brokerCfg)) {
+		gate := newTakeoverGate(mqtt.OnQosPublish, packets.Pubrec, true)
+		b := startBroker(t, t.TempDir(), append(mods, withHooks(gate))...)
+		sub, _ := dial(t, b.addr, "sub", connOpt{expiry: 300})
+		sub.subscribe(1, packets.Subscription{Filter: "eo/#", Qos: 2})
+		pub, _ := dial(t, b.addr, "pub", connOpt{expiry: 300, noAck: true})
 
-			first := qos2Publish("eo/t", 4, "m")
-			pub.write(first)
-			for range pub.in { // cut before the PUBREC
-			}
-			pub, ack := dial(t, b.addr, "pub", connOpt{expiry: 300, noAck: true})
-			if !ack.SessionPresent {
-				t.Fatal("publisher session lost")
-			}
-			select {
-			case <-gate.inherited:
-			case <-gate.timedOut:
-				t.Fatal("the new connection never took over the PUBREC")
-			}
-			first.FixedHeader.Dup = true
-			pub.write(first)
-			if rec := pub.next(packets.Pubrec); rec.PacketID != 4 || rec.ReasonCode != 0 {
-				t.Fatalf("pubrec id %d reason %#x", rec.PacketID, rec.ReasonCode)
-			}
-			pub.write(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pubrel}, PacketID: 4})
-			pub.next(packets.Pubcomp) // a PUBREC resent at the CONNACK arrives here instead
-			expectExactlyOnce(t, sub, "m")
-		})
-	}
+		first := qos2Publish("eo/t", 4, "m")
+		pub.write(first)
+		for range pub.in { // cut before the PUBREC
+		}
+		pub, ack := dial(t, b.addr, "pub", connOpt{expiry: 300, noAck: true})
+		if !ack.SessionPresent {
+			t.Fatal("publisher session lost")
+		}
+		gate.waitCloned(t)
+		first.FixedHeader.Dup = true
+		pub.write(first)
+		if rec := pub.next(packets.Pubrec); rec.PacketID != 4 || rec.ReasonCode != 0 {
+			t.Fatalf("pubrec id %d reason %#x", rec.PacketID, rec.ReasonCode)
+		}
+		pub.write(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pubrel}, PacketID: 4})
+		pub.next(packets.Pubcomp) // a PUBREC resent at the CONNACK arrives here instead
+		expectExactlyOnce(t, sub, "m")
+	})
+}
+
+// The broker reads the publisher's PUBREL as the connection dies, and the
+// client's new connection clones the session before mochi has replaced the
+// PUBREC with the PUBCOMP. The new connection still awaited a PUBREL the
+// broker had read (and resent the PUBREC); it must resume with the PUBCOMP,
+// as it does when the PUBCOMP merely could not be written.
+func TestQoS2PubrelReadDuringTakeoverResumesWithPubcomp(t *testing.T) {
+	storeVariants(t, func(t *testing.T, mods ...func(*brokerCfg)) {
+		gate := newTakeoverGate(mqtt.OnPacketRead, packets.Pubrel, true)
+		b := startBroker(t, t.TempDir(), append(mods, withHooks(gate))...)
+		sub, _ := dial(t, b.addr, "sub", connOpt{expiry: 300})
+		sub.subscribe(1, packets.Subscription{Filter: "eo/#", Qos: 2})
+		pub, _ := dial(t, b.addr, "pub", connOpt{expiry: 300, noAck: true})
+		pub.write(qos2Publish("eo/t", 5, "once"))
+		pub.next(packets.Pubrec)
+		if got := sub.receive(1); got[0] != "once" {
+			t.Fatalf("got %q", got[0])
+		}
+		pub.write(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pubrel}, PacketID: 5})
+		for range pub.in { // cut before the PUBCOMP
+		}
+
+		pub, _ = dial(t, b.addr, "pub", connOpt{expiry: 300, noAck: true})
+		gate.waitCloned(t)
+		if comp := pub.next(packets.Pubcomp); comp.PacketID != 5 {
+			t.Fatalf("resent pubcomp id %d", comp.PacketID)
+		}
+		pub.publish(5, "eo/t", 2, []byte("new"))
+		expectExactlyOnce(t, sub, "new")
+	})
+}
+
+// The broker writes the PUBCOMP and the client, having read it, reconnects
+// before mochi has removed the finished flow from the old connection: the
+// new connection cloned the PUBCOMP and resent it after its CONNACK, into
+// the next flow of a publisher that reuses the id at once.
+func TestQoS2PubcompWrittenDuringTakeoverIsNotResent(t *testing.T) {
+	storeVariants(t, func(t *testing.T, mods ...func(*brokerCfg)) {
+		gate := newTakeoverGate(mqtt.OnPacketSent, packets.Pubcomp, false)
+		b := startBroker(t, t.TempDir(), append(mods, withHooks(gate))...)
+		sub, _ := dial(t, b.addr, "sub", connOpt{expiry: 300})
+		sub.subscribe(1, packets.Subscription{Filter: "eo/#", Qos: 2})
+		pub, _ := dial(t, b.addr, "pub", connOpt{expiry: 300, noAck: true})
+		pub.publish(6, "eo/t", 2, []byte("old"))
+		expectExactlyOnce(t, sub, "old")
+		pub.close()
+
+		pub, _ = dial(t, b.addr, "pub", connOpt{expiry: 300, noAck: true})
+		gate.waitCloned(t)
+		pub.publish(6, "eo/t", 2, []byte("new")) // a PUBCOMP resent at the CONNACK arrives first
+		expectExactlyOnce(t, sub, "new")
+	})
 }
