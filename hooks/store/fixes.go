@@ -83,7 +83,8 @@ type Fixes struct {
 	nResumed          atomic.Int64                               // len(resumed), read without the lock on the hot path
 	resuming          sync.Map                                   // *mqtt.Client resuming a session -> chan struct{}, closed when the resend is done
 	nResuming         atomic.Int64                               // entries in resuming
-	inQoS2            map[string]*qos2Packet                     // client id -> inbound QoS 2 PUBLISH or PUBREL its connection is processing
+	inQoS2            map[string]*qos2Packet                     // client id -> inbound QoS 2 PUBLISH or PUBREL its connection is processing (or, taken over, has processed)
+	pred              map[*mqtt.Client]*mqtt.Client              // connecting client -> the connection whose session it may take over
 	storeEnds         atomic.Bool                                // a store ends each PUBLISH (attachStore)
 	onRetainedExpired func(topic string)
 }
@@ -125,6 +126,7 @@ func NewFixes(server *mqtt.Server, opts ...FixesOption) *Fixes {
 		shadowed: map[*mqtt.Client]packets.Packet{},
 		resumed:  map[*mqtt.Client]map[uint16]bool{},
 		inQoS2:   map[string]*qos2Packet{},
+		pred:     map[*mqtt.Client]*mqtt.Client{},
 	}
 	for _, o := range opts {
 		o(f)
@@ -229,7 +231,8 @@ func (f *Fixes) duplicate(cl *mqtt.Client, pk packets.Packet) packets.Packet {
 // not acknowledge, and puts back an outbound inflight entry that mochi
 // erased while processing an inbound PUBLISH with the same packet id. An
 // inbound QoS 2 flow now holds that id until PUBREL, so only QoS 1 can be
-// repaired.
+// repaired. It also ends the QoS 2 PUBREL or PUBLISH noted for a takeover
+// (the store ends a PUBLISH when there is one: see awaitPredecessor).
 func (f *Fixes) OnPacketProcessed(cl *mqtt.Client, pk packets.Packet, err error) {
 	if pk.FixedHeader.Type == packets.Pubrel {
 		f.endQoS2(cl, err != nil)
@@ -265,8 +268,8 @@ func (f *Fixes) OnPacketProcessed(cl *mqtt.Client, pk packets.Packet, err error)
 // OnPacketEncode holds a resumed session's CONNACK until the connection it
 // replaces is done with a QoS 2 PUBLISH or PUBREL (see awaitPredecessor).
 func (f *Fixes) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
-	if pk.FixedHeader.Type == packets.Connack && pk.SessionPresent && !cl.Net.Inline {
-		f.awaitPredecessor(cl)
+	if pk.FixedHeader.Type == packets.Connack && !cl.Net.Inline {
+		f.awaitPredecessor(cl, pk.SessionPresent)
 	}
 	return pk
 }
@@ -396,6 +399,7 @@ func (f *Fixes) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
 // subscriptions to be delivered to whoever next uses the client id.
 func (f *Fixes) OnClientExpired(cl *mqtt.Client) {
 	f.endResume(cl)
+	f.forgetQoS2(cl)
 	f.server.UnsubscribeClient(cl)
 	cl.ClearInflights()
 	f.mu.Lock()

@@ -25,10 +25,10 @@ import (
 //     PUBREC or PUBCOMP for an id the publisher may already have reused.
 //
 // Fixes therefore notes the QoS 2 PUBLISH or PUBREL each connection is
-// processing; the new connection waits, as its CONNACK is encoded (mochi has
-// cloned the map and stopped the old connection by then, so nothing else
-// can follow), until the old one is done, and applies the outcome to the
-// entry it inherited.
+// processing, and which connection a reconnecting client may take over;
+// the new connection waits, as its CONNACK is encoded (mochi has cloned the
+// map and stopped the old connection by then), until the old one is done,
+// and applies the outcome to the entry it inherited.
 
 // predecessorWait bounds how long a resuming connection waits for the
 // connection it replaces to finish a QoS 2 packet. It is longer than
@@ -37,12 +37,14 @@ import (
 const predecessorWait = 2 * resumeHold
 
 // qos2Packet is an inbound QoS 2 PUBLISH or PUBREL being processed on a
-// connection.
+// connection. ended and failed are guarded by Fixes.mu; failed may also be
+// read once done is closed.
 type qos2Packet struct {
 	cl     *mqtt.Client
 	typ    byte // packets.Publish or packets.Pubrel
 	pid    uint16
-	failed bool          // set before done is closed: mochi could not write the PUBREC or PUBCOMP
+	ended  bool
+	failed bool          // mochi could not write the PUBREC or PUBCOMP
 	done   chan struct{} // closed once the connection (and for a PUBLISH the store) is done with it
 }
 
@@ -57,34 +59,59 @@ func (f *Fixes) beginQoS2(cl *mqtt.Client, pk packets.Packet) {
 // endQoS2 ends the QoS 2 packet cl was processing, if any; failed reports
 // that its PUBREC or PUBCOMP was not written. With a store attached, the
 // store ends a PUBLISH once it has dropped its records of an abandoned one,
-// so that a successor never races that cleanup with a resend of the id.
+// so that a successor never races that cleanup with a resend of the id. The
+// record of a connection already taken over stays for its successor, which
+// may have cloned the session before this packet was done and applies the
+// outcome at its CONNACK.
 func (f *Fixes) endQoS2(cl *mqtt.Client, failed bool) {
 	f.mu.Lock()
 	p, ok := f.inQoS2[cl.ID]
-	if ok && p.cl == cl {
+	if !ok || p.cl != cl || p.ended {
+		f.mu.Unlock()
+		return
+	}
+	p.ended, p.failed = true, failed
+	if !cl.IsTakenOver() {
 		delete(f.inQoS2, cl.ID)
-	} else {
-		ok = false
 	}
 	f.mu.Unlock()
-	if ok {
-		p.failed = failed
-		close(p.done)
-	}
+	close(p.done)
 }
 
 // attachStore tells Fixes that a store ends each PUBLISH (endQoS2) after its
 // own cleanup.
 func (f *Fixes) attachStore() { f.storeEnds.Store(true) }
 
-// awaitPredecessor runs as a resumed session's CONNACK is encoded: it waits
-// for the connection cl replaces to finish a QoS 2 packet, then brings the
-// entry cl inherited for its id to where the old connection left the flow.
-func (f *Fixes) awaitPredecessor(cl *mqtt.Client) {
+// notePredecessor remembers, before mochi resolves cl's session, which
+// connection cl may take over.
+func (f *Fixes) notePredecessor(cl *mqtt.Client) {
+	old, ok := f.server.Clients.Get(cl.ID)
+	if !ok || old == cl {
+		return
+	}
 	f.mu.Lock()
-	p, ok := f.inQoS2[cl.ID]
+	f.pred[cl] = old
 	f.mu.Unlock()
-	if !ok || p.cl == cl {
+}
+
+// awaitPredecessor runs as cl's CONNACK is encoded. If cl resumes the
+// session of a connection that was processing a QoS 2 packet, it waits for
+// that packet to be done, then brings the entry cl inherited for its id to
+// where the old connection left the flow. Records nobody will apply (left
+// by a connection replaced with a clean start) go.
+func (f *Fixes) awaitPredecessor(cl *mqtt.Client, present bool) {
+	f.mu.Lock()
+	pred := f.pred[cl]
+	delete(f.pred, cl)
+	p, ok := f.inQoS2[cl.ID]
+	if ok && (p.cl == cl || !present || p.cl != pred) {
+		if p.cl != cl && p.ended {
+			delete(f.inQoS2, cl.ID)
+		}
+		ok = false
+	}
+	f.mu.Unlock()
+	if !ok {
 		return
 	}
 	t := time.NewTimer(predecessorWait)
@@ -95,12 +122,18 @@ func (f *Fixes) awaitPredecessor(cl *mqtt.Client) {
 		f.log.Warn("previous connection still processing a qos 2 packet", "client_id", cl.ID)
 		return
 	}
+	f.mu.Lock()
+	if f.inQoS2[cl.ID] == p {
+		delete(f.inQoS2, cl.ID)
+	}
+	f.mu.Unlock()
 	inf, ok := cl.State.Inflight.Get(p.pid)
 	if !ok {
 		return
 	}
 	// Entries cl drops or replaces are not counted in Info.Inflight: mochi
-	// counted them out when it cleared the old connection's copies.
+	// counted them out when it cleared the old connection's copies. Each
+	// case leaves alone a clone made after the old connection was done.
 	switch typ := inf.FixedHeader.Type; {
 	case p.typ == packets.Publish && p.failed && typ == packets.Pubrec:
 		// The PUBREC never left: the publisher resends the PUBLISH, which is
@@ -122,4 +155,13 @@ func (f *Fixes) awaitPredecessor(cl *mqtt.Client) {
 		// failure code): the flow is over.
 		cl.State.Inflight.Delete(p.pid)
 	}
+}
+
+// forgetQoS2 drops the record left for a successor of an expired session.
+func (f *Fixes) forgetQoS2(cl *mqtt.Client) {
+	f.mu.Lock()
+	if p, ok := f.inQoS2[cl.ID]; ok && p.ended {
+		delete(f.inQoS2, cl.ID)
+	}
+	f.mu.Unlock()
 }

@@ -14,26 +14,34 @@ import (
 // and lets it go on only once the client's new connection has cloned the
 // session (mochi then clears the old connection's inflight map and reports
 // each entry dropped). That is the interleaving a busy machine produces now
-// and then: the old goroutine descheduled while the client reconnects.
+// and then: the old goroutine descheduled while the client reconnects. With
+// oldFirst, the new connection then waits (before its CONNACK) until the old
+// one has processed the packet; otherwise the two race.
 type takeoverGate struct {
 	mqtt.HookBase
 	client    string
 	at        byte // mqtt.OnQosPublish, mqtt.OnPacketRead or mqtt.OnPacketSent
 	typ       byte // packet type held
 	cut       bool // close the connection when holding
+	oldFirst  bool
 	inherited chan struct{}
+	oldDone   chan struct{}
 	timedOut  chan struct{}
 	held      sync.Once
 	cloned    sync.Once
+	processed sync.Once
 }
 
-func newTakeoverGate(at, typ byte, cut bool) *takeoverGate {
-	return &takeoverGate{client: "pub", at: at, typ: typ, cut: cut, inherited: make(chan struct{}), timedOut: make(chan struct{})}
+func newTakeoverGate(at, typ byte, cut, oldFirst bool) *takeoverGate {
+	return &takeoverGate{client: "pub", at: at, typ: typ, cut: cut, oldFirst: oldFirst,
+		inherited: make(chan struct{}), oldDone: make(chan struct{}), timedOut: make(chan struct{})}
 }
 
 func (g *takeoverGate) ID() string { return "test-takeover-gate" }
 
-func (g *takeoverGate) Provides(b byte) bool { return b == g.at || b == mqtt.OnQosDropped }
+func (g *takeoverGate) Provides(b byte) bool {
+	return b == g.at || b == mqtt.OnQosDropped || b == mqtt.OnPacketProcessed
+}
 
 func (g *takeoverGate) hold(cl *mqtt.Client, typ byte) {
 	if cl.ID != g.client || typ != g.typ {
@@ -65,8 +73,25 @@ func (g *takeoverGate) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte
 }
 
 func (g *takeoverGate) OnQosDropped(cl *mqtt.Client, _ packets.Packet) {
+	if cl.ID != g.client || !cl.IsTakenOver() {
+		return
+	}
+	g.cloned.Do(func() {
+		close(g.inherited)
+		if g.oldFirst { // runs on the new connection's goroutine
+			select {
+			case <-g.oldDone:
+			case <-time.After(waitFor):
+			}
+		}
+	})
+}
+
+// OnPacketProcessed reports the old connection done with the held packet
+// (it runs after Fixes and the store).
+func (g *takeoverGate) OnPacketProcessed(cl *mqtt.Client, _ packets.Packet, _ error) {
 	if cl.ID == g.client && cl.IsTakenOver() {
-		g.cloned.Do(func() { close(g.inherited) })
+		g.processed.Do(func() { close(g.oldDone) })
 	}
 }
 
@@ -81,9 +106,25 @@ func (g *takeoverGate) waitCloned(t *testing.T) {
 	}
 }
 
-func storeVariants(t *testing.T, run func(t *testing.T, mods ...func(*brokerCfg))) {
-	t.Run("store", func(t *testing.T) { run(t) })
-	t.Run("nostore", func(t *testing.T) { run(t, func(c *brokerCfg) { c.noStore = true }) })
+// takeoverVariants runs a takeover test with and without a store, with the
+// old connection finishing first or racing the new one.
+func takeoverVariants(t *testing.T, run func(t *testing.T, oldFirst bool, mods ...func(*brokerCfg))) {
+	for _, store := range []bool{true, false} {
+		for _, oldFirst := range []bool{true, false} {
+			name := "store"
+			var mods []func(*brokerCfg)
+			if !store {
+				name = "nostore"
+				mods = append(mods, func(c *brokerCfg) { c.noStore = true })
+			}
+			if oldFirst {
+				name += "/old-first"
+			} else {
+				name += "/racing"
+			}
+			t.Run(name, func(t *testing.T) { run(t, oldFirst, mods...) })
+		}
+	}
 }
 
 // The publisher's connection dies between mochi storing the PUBREC of a new
@@ -93,8 +134,8 @@ func storeVariants(t *testing.T, run func(t *testing.T, mods ...func(*brokerCfg)
 // the publisher's resend for a duplicate: the message was lost. With a
 // store, the store ends the publish for Fixes once its records are dropped.
 func TestQoS2PubrecInheritedMidPublishIsNotResent(t *testing.T) {
-	storeVariants(t, func(t *testing.T, mods ...func(*brokerCfg)) {
-		gate := newTakeoverGate(mqtt.OnQosPublish, packets.Pubrec, true)
+	takeoverVariants(t, func(t *testing.T, oldFirst bool, mods ...func(*brokerCfg)) {
+		gate := newTakeoverGate(mqtt.OnQosPublish, packets.Pubrec, true, oldFirst)
 		b := startBroker(t, t.TempDir(), append(mods, withHooks(gate))...)
 		sub, _ := dial(t, b.addr, "sub", connOpt{expiry: 300})
 		sub.subscribe(1, packets.Subscription{Filter: "eo/#", Qos: 2})
@@ -126,8 +167,8 @@ func TestQoS2PubrecInheritedMidPublishIsNotResent(t *testing.T) {
 // broker had read (and resent the PUBREC); it must resume with the PUBCOMP,
 // as it does when the PUBCOMP merely could not be written.
 func TestQoS2PubrelReadDuringTakeoverResumesWithPubcomp(t *testing.T) {
-	storeVariants(t, func(t *testing.T, mods ...func(*brokerCfg)) {
-		gate := newTakeoverGate(mqtt.OnPacketRead, packets.Pubrel, true)
+	takeoverVariants(t, func(t *testing.T, oldFirst bool, mods ...func(*brokerCfg)) {
+		gate := newTakeoverGate(mqtt.OnPacketRead, packets.Pubrel, true, oldFirst)
 		b := startBroker(t, t.TempDir(), append(mods, withHooks(gate))...)
 		sub, _ := dial(t, b.addr, "sub", connOpt{expiry: 300})
 		sub.subscribe(1, packets.Subscription{Filter: "eo/#", Qos: 2})
@@ -156,8 +197,8 @@ func TestQoS2PubrelReadDuringTakeoverResumesWithPubcomp(t *testing.T) {
 // new connection cloned the PUBCOMP and resent it after its CONNACK, into
 // the next flow of a publisher that reuses the id at once.
 func TestQoS2PubcompWrittenDuringTakeoverIsNotResent(t *testing.T) {
-	storeVariants(t, func(t *testing.T, mods ...func(*brokerCfg)) {
-		gate := newTakeoverGate(mqtt.OnPacketSent, packets.Pubcomp, false)
+	takeoverVariants(t, func(t *testing.T, oldFirst bool, mods ...func(*brokerCfg)) {
+		gate := newTakeoverGate(mqtt.OnPacketSent, packets.Pubcomp, false, oldFirst)
 		b := startBroker(t, t.TempDir(), append(mods, withHooks(gate))...)
 		sub, _ := dial(t, b.addr, "sub", connOpt{expiry: 300})
 		sub.subscribe(1, packets.Subscription{Filter: "eo/#", Qos: 2})
