@@ -33,6 +33,12 @@ import (
 //     delivering the message but keeps the packet id as received, so the
 //     publisher's resend is taken for a duplicate and the message is lost.
 //     Fixes forgets the id again.
+//   - QoS 2 takeover mid-packet: a reconnecting client's new connection
+//     clones the session's inflight map while the old connection may still
+//     be processing a QoS 2 PUBLISH or PUBREL, so the new one can inherit a
+//     PUBREC that was never written (and then swallow the resend) or miss a
+//     release. The new connection waits before its CONNACK until the old
+//     one is done and applies the outcome to what it inherited.
 //   - QoS 2 resend after PUBREL: mochi resends its stored PUBRECs and
 //     PUBCOMPs when a session resumes (only PUBLISH and PUBREL are resent
 //     [MQTT-4.4.0-1]). A client resending a PUBLISH it has already released
@@ -77,6 +83,9 @@ type Fixes struct {
 	nResumed          atomic.Int64                               // len(resumed), read without the lock on the hot path
 	resuming          sync.Map                                   // *mqtt.Client resuming a session -> chan struct{}, closed when the resend is done
 	nResuming         atomic.Int64                               // entries in resuming
+	inQoS2            map[string]*qos2Packet                     // client id -> inbound QoS 2 PUBLISH or PUBREL its connection is processing (or, taken over, has processed)
+	pred              map[*mqtt.Client]*mqtt.Client              // connecting client -> the connection whose session it may take over
+	storeEnds         atomic.Bool                                // a store ends each PUBLISH (attachStore)
 	onRetainedExpired func(topic string)
 }
 
@@ -116,6 +125,8 @@ func NewFixes(server *mqtt.Server, opts ...FixesOption) *Fixes {
 		chosen:   map[uint64]map[string]packets.Subscription{},
 		shadowed: map[*mqtt.Client]packets.Packet{},
 		resumed:  map[*mqtt.Client]map[uint16]bool{},
+		inQoS2:   map[string]*qos2Packet{},
+		pred:     map[*mqtt.Client]*mqtt.Client{},
 	}
 	for _, o := range opts {
 		o(f)
@@ -137,6 +148,7 @@ var fixesProvides = func() (t [256]bool) {
 		mqtt.OnPacketRead,
 		mqtt.OnPacketProcessed,
 		mqtt.OnPacketSent,
+		mqtt.OnPacketEncode,
 		mqtt.OnSelectSubscribers,
 		mqtt.OnSessionEstablish,
 		mqtt.OnSessionEstablished,
@@ -169,6 +181,7 @@ func (f *Fixes) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet
 	}
 	if pk.FixedHeader.Type == packets.Pubrel {
 		f.noteRelease(cl, pk.PacketID)
+		f.beginQoS2(cl, pk)
 		return pk, nil
 	}
 	if pk.FixedHeader.Type != packets.Publish || pk.FixedHeader.Qos == 0 {
@@ -188,8 +201,9 @@ func (f *Fixes) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet
 		f.mu.Unlock()
 	case pk.FixedHeader.Qos == 2 && inf.FixedHeader.Type == packets.Pubrec:
 		return f.duplicate(cl, pk), nil
-	default:
-		return pk, nil
+	}
+	if pk.FixedHeader.Qos == 2 {
+		f.beginQoS2(cl, pk)
 	}
 	return pk, nil
 }
@@ -217,8 +231,13 @@ func (f *Fixes) duplicate(cl *mqtt.Client, pk packets.Packet) packets.Packet {
 // not acknowledge, and puts back an outbound inflight entry that mochi
 // erased while processing an inbound PUBLISH with the same packet id. An
 // inbound QoS 2 flow now holds that id until PUBREL, so only QoS 1 can be
-// repaired.
+// repaired. It also ends the QoS 2 PUBREL or PUBLISH noted for a takeover
+// (the store ends a PUBLISH when there is one: see awaitPredecessor).
 func (f *Fixes) OnPacketProcessed(cl *mqtt.Client, pk packets.Packet, err error) {
+	if pk.FixedHeader.Type == packets.Pubrel {
+		f.endQoS2(cl, err != nil)
+		return
+	}
 	if pk.FixedHeader.Type != packets.Publish {
 		return
 	}
@@ -226,6 +245,9 @@ func (f *Fixes) OnPacketProcessed(cl *mqtt.Client, pk packets.Packet, err error)
 		// Still QoS 2: not a duplicate (OnPacketRead turns those into QoS
 		// 0), so any PUBREC in flight for the id is this publish's own.
 		f.unreceive(cl, pk.PacketID)
+	}
+	if !f.storeEnds.Load() {
+		f.endQoS2(cl, err != nil && pk.FixedHeader.Qos == 2)
 	}
 	f.mu.Lock()
 	inf, ok := f.shadowed[cl]
@@ -241,6 +263,15 @@ func (f *Fixes) OnPacketProcessed(cl *mqtt.Client, pk packets.Packet, err error)
 		return // still there (mochi refused the publish) or lost to QoS 2
 	}
 	cl.State.Inflight.Set(inf)
+}
+
+// OnPacketEncode holds a resumed session's CONNACK until the connection it
+// replaces is done with a QoS 2 PUBLISH or PUBREL (see awaitPredecessor).
+func (f *Fixes) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	if pk.FixedHeader.Type == packets.Connack && !cl.Net.Inline {
+		f.awaitPredecessor(cl, pk.SessionPresent)
+	}
+	return pk
 }
 
 // OnPacketSent restamps a resumed session's inflight messages in publish
@@ -368,6 +399,7 @@ func (f *Fixes) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
 // subscriptions to be delivered to whoever next uses the client id.
 func (f *Fixes) OnClientExpired(cl *mqtt.Client) {
 	f.endResume(cl)
+	f.forgetQoS2(cl)
 	f.server.UnsubscribeClient(cl)
 	cl.ClearInflights()
 	f.mu.Lock()

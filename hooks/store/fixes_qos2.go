@@ -100,7 +100,9 @@ func (f *Fixes) releasedResend(cl *mqtt.Client, pk packets.Packet) bool {
 
 // forgetConnection drops what is kept per connection.
 func (f *Fixes) forgetConnection(cl *mqtt.Client) {
+	f.endQoS2(cl, false) // mochi stopped before processing the packet (it failed validation)
 	f.mu.Lock()
+	delete(f.pred, cl) // its CONNACK was never sent
 	if _, ok := f.resumed[cl]; ok {
 		delete(f.resumed, cl)
 		f.nResumed.Add(-1)

@@ -23,11 +23,12 @@ const resumeHold = 2 * time.Second
 // itself is left to the auth hooks (Fixes never allows anything).
 
 // OnSessionEstablish starts holding deliveries to a client that may resume
-// a session.
+// a session, and notes the connection it may take over (awaitPredecessor).
 func (f *Fixes) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 	if pk.Connect.Clean || cl.Net.Inline {
 		return
 	}
+	f.notePredecessor(cl)
 	if _, loaded := f.resuming.LoadOrStore(cl, make(chan struct{})); !loaded {
 		f.nResuming.Add(1)
 	}

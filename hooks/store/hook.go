@@ -67,6 +67,7 @@ func (st *Store) Init(config any) error {
 		c.Fixes.setRetainedExpired(func(topic string) {
 			st.enqueue(op{kind: opDelete, key: retainedKey(topic)})
 		})
+		c.Fixes.attachStore()
 	}
 	return nil
 }
@@ -410,23 +411,33 @@ func (st *Store) finishFanout(cl *mqtt.Client, seq uint64) []op {
 }
 
 // OnPacketProcessed ends write-aheads left open when mochi stopped
-// processing a publish early (see abandonPublish).
-func (st *Store) OnPacketProcessed(cl *mqtt.Client, pk packets.Packet, _ error) {
+// processing a publish early (see abandonPublish), then tells Fixes the
+// publish is over (a resuming connection may be waiting for it).
+func (st *Store) OnPacketProcessed(cl *mqtt.Client, pk packets.Packet, err error) {
 	if pk.FixedHeader.Type == packets.Publish && !cl.Net.Inline {
 		st.abandonPublish(cl)
+		if st.fixes != nil {
+			st.fixes.endQoS2(cl, err != nil && pk.FixedHeader.Qos == 2)
+		}
 	}
 }
 
 // OnPacketEncode holds an acknowledgement until the writes it promises are
 // durable: PUBACK/PUBREC to a publisher (the messages written ahead),
 // SUBACK/UNSUBACK (the subscriptions), a first QoS 2 PUBLISH to a
-// persistent subscriber (its packet id, so a resend after a crash reuses it)
-// and a PUBREL to one (the PUBREL stage, written here: see recordPubrel).
+// persistent subscriber (its packet id, so a resend after a crash reuses it),
+// a PUBREL to one (the PUBREL stage, written here: see recordPubrel) and a
+// PUBCOMP to a publisher (the end of its inbound record, removed here: see
+// releaseInbound).
 func (st *Store) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
 	switch pk.FixedHeader.Type {
 	case packets.Puback, packets.Pubrec, packets.Suback, packets.Unsuback:
 	case packets.Pubrel:
 		if !st.recordPubrel(cl, pk) {
+			return pk
+		}
+	case packets.Pubcomp:
+		if !st.releaseInbound(cl, pk.PacketID) {
 			return pk
 		}
 	case packets.Publish:
