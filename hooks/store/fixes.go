@@ -270,6 +270,9 @@ func (f *Fixes) OnPacketProcessed(cl *mqtt.Client, pk packets.Packet, err error)
 func (f *Fixes) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
 	if pk.FixedHeader.Type == packets.Connack && !cl.Net.Inline {
 		f.awaitPredecessor(cl, pk.SessionPresent)
+		if pk.SessionPresent {
+			dropInheritedPubacks(cl)
+		}
 	}
 	return pk
 }

@@ -165,3 +165,19 @@ func (f *Fixes) forgetQoS2(cl *mqtt.Client) {
 	}
 	f.mu.Unlock()
 }
+
+// dropInheritedPubacks removes the PUBACKs a resumed session inherited.
+// mochi stores a QoS 1 PUBACK in the session just before writing it and
+// removes it just after; one still there was not written (the connection
+// died, or the client reconnected meanwhile and the session was cloned
+// mid-write), and mochi has not delivered its message either. mochi would
+// resend it after the CONNACK, for a message never delivered: a client that
+// took it as the answer to its unacknowledged PUBLISH would never resend it,
+// and the message was lost. Without it the client resends, as it must.
+func dropInheritedPubacks(cl *mqtt.Client) {
+	for _, p := range cl.State.Inflight.GetAll(false) {
+		if p.FixedHeader.Type == packets.Puback {
+			cl.State.Inflight.Delete(p.PacketID)
+		}
+	}
+}

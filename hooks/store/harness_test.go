@@ -350,6 +350,8 @@ func (c *rawClient) write(pk packets.Packet) {
 		err = pk.UnsubscribeEncode(&buf)
 	case packets.Disconnect:
 		err = pk.DisconnectEncode(&buf)
+	case packets.Pingreq:
+		err = pk.PingreqEncode(&buf)
 	default:
 		err = fmt.Errorf("cannot encode %d", pk.FixedHeader.Type)
 	}
