@@ -10,20 +10,10 @@ import (
 //
 //   - publisher -> broker: the inbound record (the packet id is received)
 //     is written ahead with the message in OnPublish, before the PUBREC, and
-//     its delete is in the WAL before the PUBCOMP is written (releaseInbound,
-//     as mochi encodes the PUBCOMP): a publisher that has the PUBCOMP may
-//     reuse the id at once, so a record that outlived the PUBCOMP in a crash
-//     would swallow its next message as a duplicate after the restart. If
-//     the connection is already closed, mochi keeps the PUBCOMP (it never
-//     reaches the encoder) and the record stays: the publisher's resend of
-//     PUBREL (or of the PUBLISH: paho.mqtt.golang resends the PUBLISH after
-//     its PUBREL, see Fixes) is answered without a second delivery, and the
-//     record goes as mochi resends the PUBCOMP on resume. A crash between
-//     the delete and the PUBCOMP write leaves nothing: a publisher that
-//     follows the protocol resends PUBREL and is answered with PUBCOMP
-//     (0x92, id not found), nothing is delivered again; only a client that
-//     resends the released PUBLISH (paho.mqtt.golang) would get it delivered
-//     twice, in that window of one write(2).
+//     removed once the PUBCOMP has been written (OnQosComplete). If the
+//     PUBCOMP cannot be written the record stays, and the publisher's resend
+//     of PUBREL (or of the PUBLISH: paho.mqtt.golang resends the PUBLISH
+//     after its PUBREL, see Fixes) is answered without a second delivery.
 //     If mochi cannot write the PUBREC it does not deliver the message: the
 //     record goes again (abandonPublish), with the copies written ahead for
 //     subscribers, so that the publisher's resend is taken as new.
@@ -68,23 +58,6 @@ func (st *Store) abandonPublish(cl *mqtt.Client) {
 	if len(ops) > 0 {
 		st.enqueueLazy(ops...)
 	}
-}
-
-// releaseInbound removes the inbound QoS 2 record of publisher cl's id pid
-// as mochi encodes the PUBCOMP (the broker sends PUBCOMP only for inbound
-// flows: after a PUBREL, or resent on resume when it could not be written
-// before), so that the delete is durable before the PUBCOMP leaves. mochi
-// reports the flow complete (OnQosComplete) only after the write: a crash in
-// between kept the record, and the publisher, which had the PUBCOMP and
-// reused the id for a new message, then saw that message swallowed as a
-// duplicate after the restart. It reports whether it queued a write the
-// PUBCOMP must wait for.
-func (st *Store) releaseInbound(cl *mqtt.Client, pid uint16) bool {
-	if cl.Net.Inline || !st.takeInbound(cl.ID, pid) {
-		return false
-	}
-	st.enqueueFor(cl, op{kind: opDelete, key: inboundKey(cl.ID, pid)})
-	return true
 }
 
 // recordPubrel writes the PUBREL stage of an outbound QoS 2 flow as mochi

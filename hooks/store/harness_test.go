@@ -36,7 +36,6 @@ type brokerCfg struct {
 	caps     func(*mqtt.Capabilities)
 	opts     Options
 	fixClock func() time.Time
-	early    []mqtt.Hook // registered between Fixes and the store
 	hooks    []mqtt.Hook
 }
 
@@ -174,13 +173,6 @@ func startBroker(t testing.TB, dir string, mods ...func(*brokerCfg)) *testBroker
 	if !c.noFixes {
 		b.fx = NewFixes(srv, WithFixesClock(c.fixClock))
 		if err := srv.AddHook(b.fx, nil); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// Early hooks run before the store: they can hold an event before the
-	// store sees it.
-	for _, h := range c.early {
-		if err := srv.AddHook(h, nil); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -425,19 +425,13 @@ func (st *Store) OnPacketProcessed(cl *mqtt.Client, pk packets.Packet, err error
 // OnPacketEncode holds an acknowledgement until the writes it promises are
 // durable: PUBACK/PUBREC to a publisher (the messages written ahead),
 // SUBACK/UNSUBACK (the subscriptions), a first QoS 2 PUBLISH to a
-// persistent subscriber (its packet id, so a resend after a crash reuses it),
-// a PUBREL to one (the PUBREL stage, written here: see recordPubrel) and a
-// PUBCOMP to a publisher (the end of its inbound record, removed here: see
-// releaseInbound).
+// persistent subscriber (its packet id, so a resend after a crash reuses it)
+// and a PUBREL to one (the PUBREL stage, written here: see recordPubrel).
 func (st *Store) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
 	switch pk.FixedHeader.Type {
 	case packets.Puback, packets.Pubrec, packets.Suback, packets.Unsuback:
 	case packets.Pubrel:
 		if !st.recordPubrel(cl, pk) {
-			return pk
-		}
-	case packets.Pubcomp:
-		if !st.releaseInbound(cl, pk.PacketID) {
 			return pk
 		}
 	case packets.Publish:

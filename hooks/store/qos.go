@@ -179,21 +179,8 @@ func (st *Store) dropOutbound(cid string, pid uint16) bool {
 	return ok
 }
 
-// dropInbound removes an inbound QoS 2 flow. The record is normally gone
-// already: releaseInbound removes it as the PUBCOMP is encoded.
 func (st *Store) dropInbound(cid string, pid uint16) {
-	if st.takeInbound(cid, pid) {
-		// Not lazy: a lost delete would make the next QoS 2 message that
-		// reuses the id look like a duplicate after a restart.
-		st.enqueue(op{kind: opDelete, key: inboundKey(cid, pid)})
-	}
-}
-
-// takeInbound forgets an inbound QoS 2 flow in the index and reports
-// whether there was one (whose record is then the caller's to delete).
-func (st *Store) takeInbound(cid string, pid uint16) bool {
 	st.idx.Lock()
-	defer st.idx.Unlock()
 	ok := st.inbound[cid][pid]
 	if ok {
 		delete(st.inbound[cid], pid)
@@ -201,5 +188,10 @@ func (st *Store) takeInbound(cid string, pid uint16) bool {
 			delete(st.inbound, cid)
 		}
 	}
-	return ok
+	st.idx.Unlock()
+	if ok {
+		// Not lazy: a lost delete would make the next QoS 2 message that
+		// reuses the id look like a duplicate after a restart.
+		st.enqueue(op{kind: opDelete, key: inboundKey(cid, pid)})
+	}
 }
