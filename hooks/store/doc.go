@@ -52,17 +52,19 @@
 // QoS 2 is exactly once across restarts and crashes because every record is
 // durable before the packet that relies on it leaves the broker (see
 // exactlyonce.go): the publisher's packet id before its PUBREC, a
-// subscriber's packet id before the first PUBLISH, the PUBREL stage before
-// the PUBREL, and the removal of the publisher's id before the PUBCOMP
-// (which frees the id for the publisher's next message).
+// subscriber's packet id before the first PUBLISH, and the PUBREL stage
+// before the PUBREL. The publisher's id is removed once its PUBCOMP has been
+// written: a crash in the instant between leaves the id looking unreleased
+// after the restart (see exactlyonce.go).
 //
 // With Options.SyncWrites false (the default) an acknowledged message
 // survives a process crash (the mapped pages belong to the kernel's page
 // cache) but not a power loss, and acknowledgements never wait. With
 // SyncWrites true the committer fsyncs the log before releasing the
-// acknowledgements that depend on it (PUBACK, PUBREC, SUBACK, UNSUBACK, a first QoS 2 PUBLISH to a
-// persistent subscriber, a PUBREL to one, a PUBCOMP to a publisher), so a power loss loses nothing acknowledged either,
-// at the price of one fsync per group.
+// acknowledgements that depend on it (PUBACK, PUBREC, SUBACK, UNSUBACK, a
+// first QoS 2 PUBLISH to a persistent subscriber, a PUBREL to one), so a
+// power loss loses nothing acknowledged either, at the price of one fsync
+// per group.
 //
 // # Layout on disk
 //
