@@ -96,8 +96,7 @@ func (st *Store) qosPublish(cl *mqtt.Client, pk packets.Packet) {
 	written := false
 	if tagged {
 		if fan := st.fanouts[tag]; fan != nil {
-			if _, ok := fan.targets[cid]; ok {
-				fan.targets[cid] = true
+			if fan.mark(cid) {
 				seq, written = tag, true
 			}
 		}

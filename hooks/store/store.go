@@ -92,11 +92,6 @@ type Store struct {
 	badgerOps   atomic.Int64 // writes applied to Badger (sets, deletes, prefix deletes): a bench metric
 }
 
-// fanout is the set of subscribers a publish was written ahead for.
-type fanout struct {
-	targets map[string]bool // client id -> OnQosPublish seen
-}
-
 type opKind byte
 
 const (
