@@ -107,7 +107,8 @@ func (st *Store) commitPending() {
 			if err := st.wal.append(st.walBuf, t); err != nil {
 				st.log.Error("wal write failed", "err", err)
 			}
-			st.walBuf = nil
+			clear(st.walBuf)
+			st.walBuf = st.walBuf[:0]
 		}
 		var toSync []segmentFile
 		if st.opts.SyncWrites && len(ops) > 0 {

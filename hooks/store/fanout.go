@@ -1,5 +1,7 @@
 package store
 
+import "github.com/mochi-mqtt/server/v2/packets"
+
 // fanout is the set of subscribers a publish was written ahead for, with
 // whether mochi has handed the message to each (OnQosPublish). Most
 // publishes reach one or a few subscribers: the targets are a slice,
@@ -13,6 +15,7 @@ type fanout struct {
 	// shared: Fixes holds a shared-subscription choice for this publish,
 	// to forget when it ends.
 	shared bool
+	tag    [1]packets.Subscription // the packet's mark (tagPacket)
 }
 
 type fanTarget struct {

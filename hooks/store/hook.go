@@ -283,7 +283,8 @@ func (st *Store) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, 
 	if pk.Ignore || pk.FixedHeader.Qos == 0 || st.server == nil {
 		return pk, nil
 	}
-	subs := st.subscribers(pk.TopicName)
+	var cached mqtt.Subscribers
+	subs := st.subscribers(pk.TopicName, &cached)
 	if len(subs.Subscriptions) == 0 && len(subs.Shared) == 0 {
 		return pk, nil
 	}
@@ -373,7 +374,7 @@ func (st *Store) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, 
 		}
 	}
 	st.idx.Unlock()
-	tagPacket(&pk, seq)
+	fan.tagPacket(&pk, seq)
 	return pk, nil
 }
 
@@ -432,6 +433,7 @@ func (st *Store) finishFanout(cl *mqtt.Client, seq uint64, delivered bool) []op 
 			ops = append(ops, op{kind: opDelete, key: outboundKey(t.id, seq)})
 		}
 	}
+	fan.targets, fan.index = nil, nil // the packet's copies may keep fan
 	return ops
 }
 
