@@ -74,6 +74,10 @@ func (st *Store) commitLoop() {
 			}
 			return
 		}
+		st.mu.Lock()
+		seg, pos := st.wal.f, st.wal.f.position()
+		st.mu.Unlock()
+		seg.prefault(pos, walPrefault)
 		holdTimer.Stop()
 		if at, ok := st.nextHeldDeadline(); ok {
 			holdTimer.Reset(max(time.Until(at), time.Millisecond))
