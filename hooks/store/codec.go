@@ -373,7 +373,21 @@ func decodeSub(b []byte) (subRec, error) {
 // encode writes the message under the given record kind (kindOutbound,
 // kindInbound or kindRetained).
 func (r *msgRec) encode(kind byte) []byte {
-	e := newEnc(kind, 48+len(r.Topic)+len(r.Payload)+len(r.Origin)+len(r.ContentType)+len(r.ResponseTopic)+len(r.CorrelationData))
+	return r.appendTo(make([]byte, 0, r.size()), kind)
+}
+
+// size is the encoded size of the message, or a little more.
+func (r *msgRec) size() int {
+	n := 50 + len(r.Topic) + len(r.Payload) + len(r.Origin) + len(r.ContentType) + len(r.ResponseTopic) + len(r.CorrelationData) + 5*len(r.SubscriptionIDs)
+	for _, p := range r.User {
+		n += 2*binary.MaxVarintLen32 + len(p.Key) + len(p.Val)
+	}
+	return n
+}
+
+// appendTo appends the message, encoded under the given record kind, to b.
+func (r *msgRec) appendTo(b []byte, kind byte) []byte {
+	e := enc{b: append(b, valueVersion, kind)}
 	e.byte1(r.Stage)
 	e.byte1(r.Qos)
 	e.flags(r.Retain, r.Dup, r.PayloadFormatFlag)
@@ -395,6 +409,15 @@ func (r *msgRec) encode(kind byte) []byte {
 		e.uv(uint64(id))
 	}
 	return e.b
+}
+
+// outboundRecord returns the key and value of cid's outbound record seq
+// holding r, in one allocation.
+func outboundRecord(cid string, seq uint64, r *msgRec) (key, val []byte) {
+	b := make([]byte, 0, outboundKeyLen(cid)+r.size())
+	b = appendOutboundKey(b, cid, seq)
+	key = b[:len(b):len(b)]
+	return key, r.appendTo(b[len(b):], kindOutbound)
 }
 
 func decodeMsg(kind byte, b []byte) (msgRec, error) {

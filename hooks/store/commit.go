@@ -74,6 +74,10 @@ func (st *Store) commitLoop() {
 			}
 			return
 		}
+		st.mu.Lock()
+		seg, pos := st.wal.f, st.wal.f.position()
+		st.mu.Unlock()
+		seg.prefault(pos, walPrefault)
 		holdTimer.Stop()
 		if at, ok := st.nextHeldDeadline(); ok {
 			holdTimer.Reset(max(time.Until(at), time.Millisecond))
@@ -107,7 +111,8 @@ func (st *Store) commitPending() {
 			if err := st.wal.append(st.walBuf, t); err != nil {
 				st.log.Error("wal write failed", "err", err)
 			}
-			st.walBuf = nil
+			clear(st.walBuf)
+			st.walBuf = st.walBuf[:0]
 		}
 		var toSync []segmentFile
 		if st.opts.SyncWrites && len(ops) > 0 {

@@ -40,7 +40,9 @@
 // per subscriber. Queuing appends the writes to the store's own write-ahead
 // log (dir/wal) on the publisher's goroutine, before mochi encodes the
 // acknowledgement: the log's segments are preallocated and memory-mapped, so
-// an append is a copy (one write(2) where mmap is unavailable). A committer
+// an append is a copy (one write(2) where mmap is unavailable; on Linux the
+// committer faults the pages ahead of the write position in, so that the
+// copy, made under the store's lock, takes no page fault). A committer
 // goroutine applies the log to Badger (dir/db) in batches (group commit,
 // lingering 2 ms) and deletes segments once applied. It holds newly created
 // outbound records in memory for Options.HoldDelay (250 ms) before writing

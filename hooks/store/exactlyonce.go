@@ -54,7 +54,7 @@ func (st *Store) abandonPublish(cl *mqtt.Client) {
 	st.idx.Unlock()
 	var ops []op
 	for _, seq := range left {
-		ops = append(ops, st.finishFanout(cl, seq)...)
+		ops = append(ops, st.finishFanout(cl, seq, false)...)
 	}
 	if rollback {
 		ops = append(ops, op{kind: opDelete, key: inboundKey(cl.ID, pid)})

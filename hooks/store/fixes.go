@@ -375,12 +375,11 @@ func (f *Fixes) OnQosDropped(cl *mqtt.Client, pk packets.Packet) {
 	f.forgetID(cl.ID, pk.PacketID)
 }
 
+// forgetID forgets an ordinal. An emptied map stays for the client's next
+// message; it goes when the session ends (OnDisconnect, OnClientExpired).
 func (f *Fixes) forgetID(cid string, pid uint16) {
 	if m := f.order[cid]; m != nil {
 		delete(m, pid)
-		if len(m) == 0 {
-			delete(f.order, cid)
-		}
 	}
 }
 

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"time"
+	"unsafe"
 )
 
 // Outbound records are held back from Badger for a while. Under load most
@@ -49,7 +50,7 @@ func (st *Store) hold(o op, ticket uint64, now time.Time) bool {
 		if !o.create {
 			return false
 		}
-		h := &heldRec{key: string(o.key), val: o.val, ticket: ticket, at: now}
+		h := &heldRec{key: keyString(o.key), val: o.val, ticket: ticket, at: now}
 		st.held[h.key] = h
 		st.heldQ = append(st.heldQ, h)
 		return true
@@ -69,6 +70,11 @@ func (st *Store) hold(o op, ticket uint64, now time.Time) bool {
 	}
 	return false
 }
+
+// keyString is k as a string without a copy. Keys are never written once
+// built (outboundRecord caps the key so that nothing appends into it), so
+// the string stays what it was.
+func keyString(k []byte) string { return unsafe.String(unsafe.SliceData(k), len(k)) }
 
 // heldDue reports whether some held record must be written (or dropped) now.
 func (st *Store) heldDue(now time.Time) bool {

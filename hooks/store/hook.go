@@ -2,7 +2,7 @@ package store
 
 import (
 	"fmt"
-	"sort"
+	"slices"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -210,6 +210,7 @@ func (st *Store) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
 	}
 	st.idx.Lock()
 	delete(st.owed, cl)
+	delete(st.pubFans, cl) // its publishes are processed: mochi reads a client's packets on its own goroutine
 	due := st.willDue[cl]
 	delete(st.willDue, cl)
 	held, isHeld := st.willHeld[cl]
@@ -283,18 +284,26 @@ func (st *Store) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, 
 	if pk.Ignore || pk.FixedHeader.Qos == 0 || st.server == nil {
 		return pk, nil
 	}
-	subs := st.subscribers(pk.TopicName)
+	var cached mqtt.Subscribers
+	subs := st.subscribers(pk.TopicName, &cached)
 	if len(subs.Subscriptions) == 0 && len(subs.Shared) == 0 {
 		return pk, nil
 	}
 	seq := st.seq.Add(1)
+	fan := &fanout{}
 	if len(subs.Shared) > 0 && st.fixes != nil {
 		st.fixes.preselect(subs, seq)
 		subs.MergeSharedSelected()
+		fan.shared = true
 	}
 	maxQos := st.server.Options.Capabilities.MaximumQos
-	fan := &fanout{targets: map[string]bool{}}
-	var ops []op
+	var opsBuf [1]op
+	ops := opsBuf[:0]
+	// One record, adjusted per subscriber below.
+	r := msgFromPacket(stagePublish, pk)
+	r.Dup = false
+	r.PacketID = 0
+	var idsBuf [4]int
 	for id, sub := range subs.Subscriptions {
 		if sub.NoLocal && pk.Origin == id { // [MQTT-3.8.3-3]
 			continue
@@ -307,24 +316,25 @@ func (st *Store) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, 
 		if !ok || !st.persistentFromAnotherGoroutine(scl) {
 			continue
 		}
-		r := msgFromPacket(stagePublish, pk)
 		r.Qos = qos
-		r.Dup = false
-		r.PacketID = 0
+		r.Retain = pk.FixedHeader.Retain
 		if !sub.FwdRetainedFlag && (scl.Properties.ProtocolVersion < 5 || !sub.RetainAsPublished) {
 			r.Retain = false // [MQTT-3.3.1-12]
 		}
 		r.SubscriptionIDs = nil
 		if len(sub.Identifiers) > 0 { // [MQTT-3.3.4-3]
+			ids := idsBuf[:0]
 			for _, sid := range sub.Identifiers {
-				r.SubscriptionIDs = append(r.SubscriptionIDs, sid)
+				ids = append(ids, sid)
 			}
-			sort.Ints(r.SubscriptionIDs)
+			slices.Sort(ids)
+			r.SubscriptionIDs = ids
 		}
-		fan.targets[id] = false
-		ops = append(ops, op{kind: opSet, key: outboundKey(id, seq), val: r.encode(kindOutbound), create: true})
+		fan.add(id)
+		key, val := outboundRecord(id, seq, &r)
+		ops = append(ops, op{kind: opSet, key: key, val: val, create: true})
 	}
-	if len(ops) == 0 && (st.fixes == nil || len(subs.Shared) == 0) {
+	if len(ops) == 0 && !fan.shared {
 		return pk, nil
 	}
 	// A QoS 2 message from a persistent session: its inbound record (which
@@ -336,9 +346,7 @@ func (st *Store) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, 
 	if inbound {
 		r := msgRec{Stage: stagePubrec, Qos: 2, PacketID: pk.PacketID, Created: pk.Created, Expiry: pk.Expiry}
 		ops = append(ops, op{kind: opSet, key: inboundKey(cl.ID, pk.PacketID), val: r.encode(kindInbound)})
-	}
-	st.idx.Lock()
-	if inbound {
+		st.idx.Lock()
 		m := st.inbound[cl.ID]
 		if m == nil {
 			m = map[uint16]bool{}
@@ -346,67 +354,87 @@ func (st *Store) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, 
 		}
 		m[pk.PacketID] = true
 		st.pendingIn[cl] = pk.PacketID
+		st.idx.Unlock()
 	}
+	var t uint64
+	if len(ops) > 0 {
+		t = st.enqueue(ops...)
+	}
+	// Nothing looks the publish up before OnPublish returns (mochi delivers
+	// it after), so its fanout and the acknowledgement's ticket are recorded
+	// together, after the write (as enqueueFor does).
+	st.idx.Lock()
 	st.fanouts[seq] = fan
 	if !cl.Net.Inline {
 		st.pubFans[cl] = append(st.pubFans[cl], seq)
+		if len(ops) > 0 {
+			if t == 0 {
+				t = ^uint64(0) // closed: the acknowledgement must fail
+			}
+			st.owed[cl] = t
+		}
 	}
 	st.idx.Unlock()
-	if len(ops) > 0 {
-		st.enqueueFor(cl, ops...)
-	}
-	tagPacket(&pk, seq)
+	fan.tagPacket(&pk, seq)
 	return pk, nil
 }
 
 // OnPublished ends the write-ahead of a publish: records written for
 // subscribers mochi did not deliver to (ACL, quota) are removed.
 func (st *Store) OnPublished(cl *mqtt.Client, pk packets.Packet) {
-	if cl != nil && !cl.Net.Inline {
-		st.idx.Lock()
-		delete(st.pendingIn, cl) // delivered: the inbound record stands
-		st.idx.Unlock()
-	}
-	if seq, ok := packetTag(pk); ok {
-		if ops := st.finishFanout(cl, seq); len(ops) > 0 {
-			st.enqueueLazy(ops...)
+	publisher := cl != nil && !cl.Net.Inline
+	seq, tagged := packetTag(pk)
+	if !tagged {
+		if publisher {
+			st.idx.Lock()
+			delete(st.pendingIn, cl) // delivered: the inbound record stands
+			st.idx.Unlock()
 		}
+		return
+	}
+	if ops := st.finishFanout(cl, seq, publisher); len(ops) > 0 {
+		st.enqueueLazy(ops...)
 	}
 }
 
 // finishFanout ends the write-ahead of publish seq and returns the deletes
-// of the records written for subscribers it did not reach.
-func (st *Store) finishFanout(cl *mqtt.Client, seq uint64) []op {
+// of the records written for subscribers it did not reach; delivered: the
+// publish was delivered, so its inbound record (if any) stands.
+func (st *Store) finishFanout(cl *mqtt.Client, seq uint64, delivered bool) []op {
 	st.idx.Lock()
+	if delivered {
+		delete(st.pendingIn, cl)
+	}
 	fan := st.fanouts[seq]
 	delete(st.fanouts, seq)
-	if cl != nil && !cl.Net.Inline {
-		list := st.pubFans[cl]
+	if list, ok := st.pubFans[cl]; ok && cl != nil && !cl.Net.Inline {
 		for i, s := range list {
 			if s == seq {
 				list = append(list[:i], list[i+1:]...)
 				break
 			}
 		}
-		if len(list) == 0 {
-			delete(st.pubFans, cl)
-		} else {
-			st.pubFans[cl] = list
-		}
+		// An emptied list stays, for the client's next publish (no
+		// allocation); the entry goes when the client disconnects.
+		st.pubFans[cl] = list
 	}
 	st.idx.Unlock()
-	if st.fixes != nil {
-		st.fixes.forget(seq)
-	}
 	if fan == nil {
+		if st.fixes != nil {
+			st.fixes.forget(seq)
+		}
 		return nil
 	}
+	if fan.shared && st.fixes != nil {
+		st.fixes.forget(seq)
+	}
 	var ops []op
-	for id, seen := range fan.targets {
-		if !seen {
-			ops = append(ops, op{kind: opDelete, key: outboundKey(id, seq)})
+	for _, t := range fan.targets {
+		if !t.seen {
+			ops = append(ops, op{kind: opDelete, key: outboundKey(t.id, seq)})
 		}
 	}
+	fan.targets, fan.index = nil, nil // the packet's copies may keep fan
 	return ops
 }
 

@@ -44,7 +44,26 @@ func subKey(cid, filter string) []byte {
 }
 
 func outboundKey(cid string, seq uint64) []byte {
-	return binary.BigEndian.AppendUint64(clientPrefix(kindOutbound, cid), seq)
+	return appendOutboundKey(make([]byte, 0, outboundKeyLen(cid)), cid, seq)
+}
+
+// outboundKeyLen is the length of an outbound key of cid.
+func outboundKeyLen(cid string) int { return 1 + uvarintLen(uint64(len(cid))) + len(cid) + 8 }
+
+// uvarintLen is the length of x encoded as a uvarint.
+func uvarintLen(x uint64) int {
+	n := 1
+	for ; x >= 0x80; x >>= 7 {
+		n++
+	}
+	return n
+}
+
+func appendOutboundKey(b []byte, cid string, seq uint64) []byte {
+	b = append(b, kindOutbound)
+	b = binary.AppendUvarint(b, uint64(len(cid)))
+	b = append(b, cid...)
+	return binary.BigEndian.AppendUint64(b, seq)
 }
 
 func inboundKey(cid string, pid uint16) []byte {

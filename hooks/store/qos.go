@@ -24,13 +24,19 @@ func (st *Store) subscriptionsChanged() {
 // UnsubscribeClient, OnClientExpired); a change not yet reported only costs
 // the write-ahead for that message, as mochi's own fan-out still reaches
 // OnQosPublish.
-func (st *Store) subscribers(topic string) *mqtt.Subscribers {
+//
+// A cached set is returned in dst (the caller's, so that a cache hit
+// allocates nothing); the cached map is shared: callers must not change it
+// (OnPublish only changes the maps of a set with shared subscriptions, never
+// cached).
+func (st *Store) subscribers(topic string, dst *mqtt.Subscribers) *mqtt.Subscribers {
 	st.subMu.Lock()
 	c, ok := st.subCache[topic]
 	gen := st.subGen
 	st.subMu.Unlock()
 	if ok && c.gen == gen {
-		return &mqtt.Subscribers{Subscriptions: c.subs}
+		*dst = mqtt.Subscribers{Subscriptions: c.subs}
+		return dst
 	}
 	subs := st.server.Topics.Subscribers(topic)
 	if len(subs.Shared) == 0 && len(subs.InlineSubscriptions) == 0 {
@@ -96,8 +102,7 @@ func (st *Store) qosPublish(cl *mqtt.Client, pk packets.Packet) {
 	written := false
 	if tagged {
 		if fan := st.fanouts[tag]; fan != nil {
-			if _, ok := fan.targets[cid]; ok {
-				fan.targets[cid] = true
+			if fan.mark(cid) {
 				seq, written = tag, true
 			}
 		}
@@ -165,12 +170,12 @@ func (st *Store) OnQosDropped(cl *mqtt.Client, pk packets.Packet) {
 // dropOutbound removes an outbound flow and reports whether there was one.
 func (st *Store) dropOutbound(cid string, pid uint16) bool {
 	st.idx.Lock()
-	seq, ok := st.out[cid][pid]
+	m := st.out[cid]
+	seq, ok := m[pid]
 	if ok {
-		delete(st.out[cid], pid)
-		if len(st.out[cid]) == 0 {
-			delete(st.out, cid)
-		}
+		// An emptied map stays for the client's next message; it goes
+		// with the session (forgetClient).
+		delete(m, pid)
 	}
 	st.idx.Unlock()
 	if ok {

@@ -43,3 +43,5 @@ func (s *fileSegment) sync() error {
 func (s *fileSegment) close() error { return s.f.Close() }
 
 func (s *fileSegment) position() int { return s.pos }
+
+func (s *fileSegment) prefault(pos, ahead int) {}

@@ -15,6 +15,9 @@ type mmapSegment struct {
 	f    *os.File
 	data []byte
 	pos  int
+	// ready: the mapping is populated for writing up to here (prefault,
+	// committer goroutine only).
+	ready int
 }
 
 func openSegmentFile(path string, size int) (segmentFile, error) {
@@ -57,3 +60,25 @@ func (s *mmapSegment) close() error {
 }
 
 func (s *mmapSegment) position() int { return s.pos }
+
+// prefault makes the pages from pos up to ahead bytes past it writable
+// without a page fault, so that writers (holding the store's lock) only
+// copy: the first write to each page of a fresh segment otherwise faults
+// (the kernel allocates the page and the file system its block), some
+// microseconds each. Other goroutines may write below pos meanwhile: the
+// advice never changes data. Only the committer calls it, and only it
+// unmaps segments. Kernels without the advice just fault as before.
+func (s *mmapSegment) prefault(pos, ahead int) {
+	end := min(pos+ahead, len(s.data))
+	start := max(pos, s.ready)
+	page := os.Getpagesize()
+	start -= start % page
+	if end-start < 16*page { // not worth a system call yet
+		return
+	}
+	if err := populateWrite(s.data[start:end]); err != nil {
+		s.ready = len(s.data) // unsupported: stop trying on this segment
+		return
+	}
+	s.ready = end
+}

@@ -92,11 +92,6 @@ type Store struct {
 	badgerOps   atomic.Int64 // writes applied to Badger (sets, deletes, prefix deletes): a bench metric
 }
 
-// fanout is the set of subscribers a publish was written ahead for.
-type fanout struct {
-	targets map[string]bool // client id -> OnQosPublish seen
-}
-
 type opKind byte
 
 const (
@@ -320,17 +315,10 @@ func (st *Store) queue(ops []op, lazy bool) uint64 {
 	}
 	if lazy {
 		st.walBuf = append(st.walBuf, ops...)
-	} else {
-		rec := ops
-		if len(st.walBuf) > 0 {
-			rec = append(st.walBuf, ops...)
-		}
-		if err := st.wal.append(rec, st.ticket); err != nil {
-			st.mu.Unlock()
-			st.log.Error("wal write failed", "err", err)
-			return 0
-		}
-		st.walBuf = nil
+	} else if err := st.walAppend(ops); err != nil {
+		st.mu.Unlock()
+		st.log.Error("wal write failed", "err", err)
+		return 0
 	}
 	st.pending = append(st.pending, ops...)
 	st.ticket++
@@ -341,6 +329,29 @@ func (st *Store) queue(ops []op, lazy bool) uint64 {
 	default:
 	}
 	return t
+}
+
+// walAppend writes the queued lazy writes and ops to the WAL as one record
+// (st.mu held). The lazy writes stay queued if it fails; their array is
+// kept for the next ones (ops never goes into it: it stays on the caller's
+// stack).
+func (st *Store) walAppend(ops []op) error {
+	n := len(st.walBuf)
+	if n == 0 {
+		return st.wal.append(ops, st.ticket)
+	}
+	st.walBuf = append(st.walBuf, ops...)
+	if err := st.wal.append(st.walBuf, st.ticket); err != nil {
+		clear(st.walBuf[n:])
+		st.walBuf = st.walBuf[:n]
+		return err
+	}
+	clear(st.walBuf)
+	st.walBuf = st.walBuf[:0]
+	if cap(st.walBuf) > 1024 {
+		st.walBuf = nil
+	}
+	return nil
 }
 
 // waitDurable blocks until the writes with ticket t survive a process crash

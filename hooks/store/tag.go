@@ -9,8 +9,13 @@ import "github.com/mochi-mqtt/server/v2/packets"
 // the packet and never encodes for a PUBLISH.
 const tagFilter = "\x00courier/seq"
 
-func tagPacket(pk *packets.Packet, seq uint64) {
-	pk.Filters = packets.Subscriptions{{Filter: tagFilter, Identifier: int(seq)}}
+// tagPacket marks pk with seq; the mark is stored in the fanout of the
+// publish (one allocation less per message). The packet's copies share it,
+// keeping the fanout's own fields (not its targets, dropped when the publish
+// ends) as long as they live.
+func (f *fanout) tagPacket(pk *packets.Packet, seq uint64) {
+	f.tag[0] = packets.Subscription{Filter: tagFilter, Identifier: int(seq)}
+	pk.Filters = f.tag[:]
 }
 
 func packetTag(pk packets.Packet) (uint64, bool) {
