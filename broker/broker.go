@@ -144,6 +144,7 @@ func (b *Broker) Start(ctx context.Context) (err error) {
 	out := newOutboundHook(b.core)
 	hooks := append([]hookEntry{{b.core, nil}, {newLifecycleHook(b), nil}, {out, nil}}, storeHooks...)
 	hooks = append(hooks, hookEntry{&resendHook{out: out}, nil}) // after the store's fixes (resend.go)
+	hooks = append(hooks, hookEntry{&backpressureHook{limit: b.backpressureLimit()}, nil})
 	authHooks, err := b.authHooks()
 	if err != nil {
 		return err
