@@ -115,6 +115,9 @@ type Limits struct {
 	MaxClients int64 `yaml:"max_clients"`
 	// MaxPendingWrites is the per-client queue of packets waiting for the
 	// socket. Each slot costs a pointer (8 bytes) per client, idle or not.
+	// When it is nearly full, QoS 1/2 messages to the client wait for it
+	// (their publishers with them, up to WriteTimeout); QoS 0 messages are
+	// dropped.
 	MaxPendingWrites int32 `yaml:"max_pending_writes"`
 	// MaxOfflineQueue caps the QoS 1/2 messages held per session (in flight
 	// or queued while the client is offline). Messages beyond it are dropped
