@@ -82,10 +82,10 @@ func (h *backpressureHook) OnQosPublish(cl *mqtt.Client, pk packets.Packet, _ in
 
 // backpressureLimit is the longest a publisher waits for one subscriber's
 // write queue: WriteTimeout, by which a subscriber that takes nothing is
-// closed anyway, or 30 s without one.
+// closed anyway, or the default write timeout when that is off.
 func (b *Broker) backpressureLimit() time.Duration {
 	if d := b.cfg.Limits.WriteTimeout; d > 0 {
 		return d
 	}
-	return 30 * time.Second
+	return DefaultLimits().WriteTimeout
 }
